@@ -1,0 +1,202 @@
+"""Loading a pretrained ViT into :class:`~.vit.ViTEncoder`, whatever layout
+the checkpoint has.
+
+Layouts recognised (detected from the keys, after removing a ``module.``
+wrapper and, when present, keeping only the ``backbone.`` part of a whole
+detector / classifier checkpoint):
+
+* ``timm``: ``VisionTransformer.state_dict()`` (``blocks.0.attn.qkv...``).
+  The original ``.npz`` files are converted by timm itself (see docs).
+* ``mmseg``: mmseg's ViT, the layout ``tools/model_converters/vit2mmseg.py``
+  writes (``layers.0.attn.attn.in_proj_weight``...).
+* ``mmpretrain``: mmpretrain's ``VisionTransformer``
+  (``layers.0.attn.qkv.weight``...), with or without ``backbone.``.
+
+The encoder's parameter names are timm's; every layout is renamed to them.
+Classification heads are dropped. Anything else that does not fit (missing
+tensors, unknown tensors, other shapes) is an error that lists it; the
+patch-position embedding alone is resampled to the configured grid.
+"""
+import math
+import os
+import re
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .vit import resize_pos_embed
+
+# (pattern, replacement) applied in order, per layout, to reach timm's names.
+_RENAMES: Dict[str, List[Tuple[str, str]]] = {
+    'timm': [],
+    'mmseg': [
+        (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
+        (r'^ln1\.', 'norm.'),
+        (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
+        (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
+        (r'^layers\.(\d+)\.attn\.attn\.in_proj_(weight|bias)$',
+         r'blocks.\1.attn.qkv.\2'),
+        (r'^layers\.(\d+)\.attn\.attn\.out_proj\.', r'blocks.\1.attn.proj.'),
+        (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
+        (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
+    ],
+    'mmpretrain': [
+        (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
+        (r'^ln1\.', 'norm.'),
+        (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
+        (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
+        (r'^layers\.(\d+)\.attn\.(qkv|proj)\.', r'blocks.\1.attn.\2.'),
+        (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
+        (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
+    ],
+}
+# Tensors of a pretrained model that a backbone does not use.
+_DROPPED = re.compile(r'^(head|fc_norm|pre_logits)\.|^ln2\.')
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the configured backbone."""
+
+
+def unwrap_state_dict(ckpt, prefix: Optional[str] = None) -> Dict[str, Tensor]:
+    """The tensors of a loaded checkpoint, without wrappers and prefixes."""
+    sd = ckpt
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict) or not sd:
+        raise CheckpointMismatchError('the checkpoint holds no state dict')
+    sd = {k: v for k, v in sd.items() if isinstance(v, Tensor)}
+    if prefix:
+        sd = {k[len(prefix):]: v for k, v in sd.items()
+              if k.startswith(prefix)}
+        if not sd:
+            raise CheckpointMismatchError(
+                f'init_cfg prefix={prefix!r}: no tensor name starts with it')
+        return sd
+    if all(k.startswith('module.') for k in sd):
+        sd = {k[len('module.'):]: v for k, v in sd.items()}
+    if any(k.startswith('backbone.') for k in sd):
+        sd = {k[len('backbone.'):]: v for k, v in sd.items()
+              if k.startswith('backbone.')}
+    return sd
+
+
+def detect_layout(sd: Dict[str, Tensor]) -> str:
+    """'timm', 'mmseg' or 'mmpretrain' from the tensor names."""
+    keys = set(sd)
+    if any(k.startswith('blocks.') for k in keys):
+        return 'timm'
+    if any(re.match(r'layers\.\d+\.attn\.attn\.in_proj_weight$', k)
+           for k in keys):
+        return 'mmseg'
+    if any(re.match(r'layers\.\d+\.attn\.qkv\.weight$', k) for k in keys):
+        return 'mmpretrain'
+    sample = sorted(keys)[:8]
+    raise CheckpointMismatchError(
+        'cannot tell the layout of this checkpoint: expected a timm, mmseg '
+        f'(vit2mmseg) or mmpretrain ViT; its first keys are {sample}')
+
+
+def convert_to_timm(sd: Dict[str, Tensor], layout: str) -> Dict[str, Tensor]:
+    """Rename a state dict of ``layout`` to the encoder's (timm's) names."""
+    rules = [(re.compile(p), r) for p, r in _RENAMES[layout]]
+    out = {}
+    for k, v in sd.items():
+        for pat, rep in rules:
+            k2, n = pat.subn(rep, k)
+            if n:
+                k = k2
+                break
+        out[k] = v
+    return out
+
+
+def fit_state_dict(model, sd: Dict[str, Tensor],
+                   source: str = 'checkpoint') -> Dict[str, Tensor]:
+    """Check a timm-named state dict against ``model``'s encoder, resample
+    the position embedding, and return exactly the encoder's tensors.
+
+    Raises :class:`CheckpointMismatchError` listing every missing,
+    unexpected and mis-shaped tensor.
+    """
+    keys = set(model.encoder_state_dict_keys())
+    own = {k: v for k, v in model.state_dict().items() if k in keys}
+    sd = {k: v for k, v in sd.items() if not _DROPPED.search(k)}
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    wrong = []
+    out = {}
+    for k in sorted(set(own) & set(sd)):
+        v = sd[k]
+        if k == 'pos_embed' and v.shape != own[k].shape:
+            v = _fit_pos_embed(v, model, wrong)
+            if v is None:
+                continue
+        elif v.shape != own[k].shape:
+            wrong.append(f'{k}: checkpoint {tuple(v.shape)} vs model '
+                         f'{tuple(own[k].shape)}')
+            continue
+        out[k] = v
+    if missing or unexpected or wrong:
+        d = model.embed_dims
+        msg = [f'{source} does not fit this backbone (embed_dims={d}, '
+               f'num_layers={model.num_layers}, '
+               f'patch_size={model.patch_size}):']
+        if missing:
+            msg.append(f'  missing in the checkpoint ({len(missing)}): '
+                       f'{_abbrev(missing)}')
+        if unexpected:
+            msg.append(f'  not in the model ({len(unexpected)}): '
+                       f'{_abbrev(unexpected)}')
+        if wrong:
+            msg.append(f'  shape mismatch ({len(wrong)}): {_abbrev(wrong)}')
+        raise CheckpointMismatchError('\n'.join(msg))
+    return out
+
+
+def _fit_pos_embed(v: Tensor, model, wrong: List[str]) -> Optional[Tensor]:
+    n_src = v.shape[1] - 1
+    side = int(math.isqrt(n_src))
+    if v.ndim != 3 or v.shape[-1] != model.embed_dims or side * side != n_src:
+        wrong.append(f'pos_embed: checkpoint {tuple(v.shape)} vs model '
+                     f'{tuple(model.pos_embed.shape)} (not a square grid '
+                     f'with one cls position)')
+        return None
+    return resize_pos_embed(v, (side, side), model.grid_size)
+
+
+def _abbrev(items: List[str], n: int = 12) -> str:
+    if len(items) <= n:
+        return ', '.join(items)
+    return ', '.join(items[:n]) + f', ... ({len(items) - n} more)'
+
+
+def read_checkpoint(path: str):
+    """Load a checkpoint file safely (tensors and the allow-listed types of
+    :mod:`mmseg_ivpt.utils.safe_load`); URLs go through mmengine."""
+    from ..utils.safe_load import safe_torch_load
+    if '://' in path:
+        from mmengine.runner import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if not os.path.isfile(os.path.expanduser(path)):
+        raise FileNotFoundError(
+            f"init_cfg checkpoint={path!r} does not exist; see "
+            f"docs/checkpoints.md for how to make it")
+    return safe_torch_load(os.path.expanduser(path), map_location='cpu')
+
+
+def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
+    """Load the ViT weights of ``path`` into ``model`` (a ViTEncoder);
+    returns the detected layout. Prompt parameters are not touched."""
+    sd = unwrap_state_dict(read_checkpoint(path), prefix)
+    layout = detect_layout(sd)
+    fitted = fit_state_dict(model, convert_to_timm(sd, layout),
+                            source=f'{path} ({layout} layout)')
+    with torch.no_grad():
+        own = model.state_dict()
+        for k, v in fitted.items():
+            own[k].copy_(v)
+    return layout

@@ -1,0 +1,38 @@
+"""Small random models for the tests, and the independent references they
+are checked against (timm's ViT and formulas written from the paper)."""
+import timm
+import torch
+
+from mmseg_ivpt.models import PromptedViT
+from mmseg_ivpt.models.checkpoint import fit_state_dict
+
+TINY = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=128)
+IMG, PATCH = 32, 8  # 4x4 = 16 patches
+
+
+def timm_vit(img_size=IMG, patch_size=PATCH, arch=TINY):
+    """A random timm ViT with every tensor (biases, norms too) randomised."""
+    t = timm.models.VisionTransformer(
+        img_size=img_size, patch_size=patch_size,
+        embed_dim=arch['embed_dims'], depth=arch['num_layers'],
+        num_heads=arch['num_heads'],
+        mlp_ratio=arch['feedforward_channels'] / arch['embed_dims'],
+        num_classes=0)
+    with torch.no_grad():
+        for p in t.parameters():
+            p.normal_(0, 0.2)
+    return t.eval()
+
+
+def prompted(t=None, img_size=IMG, patch_size=PATCH, **kw):
+    """A PromptedViT carrying the weights of timm model ``t``."""
+    t = t if t is not None else timm_vit(img_size, patch_size)
+    kw.setdefault('num_prompts', 0)
+    m = PromptedViT(arch=TINY, img_size=img_size, patch_size=patch_size, **kw)
+    m.load_state_dict(fit_state_dict(m, t.state_dict()), strict=False)
+    return m.eval()
+
+
+def trainable(model):
+    return {n: p.numel() for n, p in model.named_parameters()
+            if p.requires_grad}
