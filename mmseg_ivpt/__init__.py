@@ -5,10 +5,10 @@ for mmsegmentation and mmpretrain.
 ``MODELS`` (where installed) and makes mmengine load checkpoints safely with
 torch >= 2.6. ``mmseg_ivpt.models`` alone needs only torch.
 """
-from .models import PromptedViT, ViTEncoder
+from .models import GatedViT, PromptedViT, ViTEncoder
 from .registry import register_all
 from .version import __version__
 
 REGISTERED_SCOPES = register_all()
 
-__all__ = ['PromptedViT', 'ViTEncoder', 'REGISTERED_SCOPES', '__version__']
+__all__ = ['GatedViT', 'PromptedViT', 'ViTEncoder', 'REGISTERED_SCOPES', '__version__']

@@ -4,10 +4,10 @@ One implementation, two registrations: every backbone goes into mmseg's and
 mmpretrain's ``MODELS`` (whichever of them is installed), so configs of
 either toolbox reach it with ``custom_imports=dict(imports=['mmseg_ivpt'])``.
 """
-from .models import PromptedViT
+from .models import GatedViT, PromptedViT
 from .utils.safe_load import install_mmengine_loader
 
-BACKBONES = (PromptedViT, )
+BACKBONES = (PromptedViT, GatedViT)
 
 
 def register_all() -> list:

@@ -36,3 +36,21 @@ def prompted(t=None, img_size=IMG, patch_size=PATCH, **kw):
 def trainable(model):
     return {n: p.numel() for n, p in model.named_parameters()
             if p.requires_grad}
+
+
+def timm_tokens(t, img):
+    """[cls, patches] + position embedding, by timm."""
+    x = t.patch_embed(img)
+    cls = t.cls_token.expand(x.shape[0], -1, -1)
+    return torch.cat([cls, x], 1) + t.pos_embed
+
+
+def cls_attention(blk, x):
+    """Softmax attention of the cls query over all keys, mean over heads,
+    computed explicitly from timm's block: (B, T)."""
+    a = blk.attn
+    b, t, d = x.shape
+    qkv = a.qkv(blk.norm1(x)).reshape(b, t, 3, a.num_heads, d // a.num_heads)
+    q, k, _ = qkv.permute(2, 0, 3, 1, 4)
+    w = (q @ k.transpose(-2, -1) * a.scale).softmax(-1)  # (B, h, T, T)
+    return w[:, :, 0].mean(1)

@@ -2,27 +2,9 @@
 and run on timm's own blocks (SPEC sections 2-3, iVPT Eq. 2-6, 14-15)."""
 import pytest
 import torch
-from ivpt_helpers import IMG, timm_vit, prompted
+from ivpt_helpers import IMG, cls_attention, prompted, timm_tokens, timm_vit
 
 N, K, B = 3, 5, 3
-
-
-def timm_tokens(t, img):
-    """[cls, patches] + position embedding, by timm."""
-    x = t.patch_embed(img)
-    cls = t.cls_token.expand(x.shape[0], -1, -1)
-    return torch.cat([cls, x], 1) + t.pos_embed
-
-
-def cls_attention(blk, x):
-    """Softmax attention of the cls query over all keys, mean over heads,
-    computed explicitly from timm's block: (B, T)."""
-    a = blk.attn
-    b, t, d = x.shape
-    qkv = a.qkv(blk.norm1(x)).reshape(b, t, 3, a.num_heads, d // a.num_heads)
-    q, k, _ = qkv.permute(2, 0, 3, 1, 4)
-    w = (q @ k.transpose(-2, -1) * a.scale).softmax(-1)  # (B, h, T, T)
-    return w[:, :, 0].mean(1)
 
 
 def reference(t, img, structure, P, gamma=None, p_re=None, ar_mode='topk'):

@@ -1,11 +1,15 @@
 """Loading a pretrained ViT into :class:`~.vit.ViTEncoder`, whatever layout
 the checkpoint has.
 
-Layouts recognised (detected from the keys, after removing a ``module.``
-wrapper and, when present, keeping only the ``backbone.`` part of a whole
-detector / classifier checkpoint):
+Layouts recognised (detected from the keys, after taking the tensors out of
+a ``state_dict`` / ``model`` entry, removing a ``module.`` wrapper and, when
+present, keeping only the ``backbone.`` part of a whole segmentor or
+classifier checkpoint, or the ``base_encoder.`` of a MoCo-v3 pretraining
+checkpoint):
 
 * ``timm``: ``VisionTransformer.state_dict()`` (``blocks.0.attn.qkv...``).
+  MAE's ``mae_pretrain_vit_base.pth`` (``{'model': ...}``) and MoCo-v3's
+  ``linear-vit-b-300ep.pth.tar`` (``module.``-prefixed) use it too.
   The original ``.npz`` files are converted by timm itself (see docs).
 * ``mmseg``: mmseg's ViT, the layout ``tools/model_converters/vit2mmseg.py``
   writes (``layers.0.attn.attn.in_proj_weight``...).
@@ -51,8 +55,10 @@ _RENAMES: Dict[str, List[Tuple[str, str]]] = {
         (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
     ],
 }
-# Tensors of a pretrained model that a backbone does not use.
-_DROPPED = re.compile(r'^(head|fc_norm|pre_logits)\.|^ln2\.')
+# Tensors of a pretrained model that a backbone does not use: classifier
+# heads, and MAE's pretraining decoder.
+_DROPPED = re.compile(r'^(head|fc_norm|pre_logits|ln2|decoder_\w+)\.|'
+                      r'^(mask_token|decoder_\w+)$')
 
 
 class CheckpointMismatchError(ValueError):
@@ -78,9 +84,10 @@ def unwrap_state_dict(ckpt, prefix: Optional[str] = None) -> Dict[str, Tensor]:
         return sd
     if all(k.startswith('module.') for k in sd):
         sd = {k[len('module.'):]: v for k, v in sd.items()}
-    if any(k.startswith('backbone.') for k in sd):
-        sd = {k[len('backbone.'):]: v for k, v in sd.items()
-              if k.startswith('backbone.')}
+    for part in ('backbone.', 'base_encoder.'):  # model / MoCo pretraining
+        if any(k.startswith(part) for k in sd):
+            sd = {k[len(part):]: v for k, v in sd.items()
+                  if k.startswith(part)}
     return sd
 
 
@@ -148,9 +155,15 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
         if missing:
             msg.append(f'  missing in the checkpoint ({len(missing)}): '
                        f'{_abbrev(missing)}')
+            if 'patch_embed.proj.bias' in missing:
+                msg.append('  (a checkpoint without a patch-embedding bias '
+                           'needs patch_bias=False)')
         if unexpected:
             msg.append(f'  not in the model ({len(unexpected)}): '
                        f'{_abbrev(unexpected)}')
+            if 'patch_embed.proj.bias' in unexpected:
+                msg.append('  (the checkpoint has a patch-embedding bias: '
+                           'set patch_bias=True)')
         if wrong:
             msg.append(f'  shape mismatch ({len(wrong)}): {_abbrev(wrong)}')
         raise CheckpointMismatchError('\n'.join(msg))

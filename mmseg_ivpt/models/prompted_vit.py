@@ -76,11 +76,14 @@ class PromptTunedViT(ViTEncoder):
 
     #: Names of the method's trainable parameters (SPEC section 5).
     method_param_names: Tuple[str, ...] = ()
+    #: Allowed ``out_type`` values.
+    out_types: Tuple[str, ...] = OUT_TYPES
 
     def __init__(self, *, out_type: str = 'featmap', finetune: str = 'prompt',
                  init_cfg: Optional[dict] = None, **kwargs):
-        if out_type not in OUT_TYPES:
-            raise ValueError(f'out_type={out_type!r}; allowed: {OUT_TYPES}')
+        if out_type not in self.out_types:
+            raise ValueError(f'out_type={out_type!r}; allowed: '
+                             f'{self.out_types}')
         if finetune not in FINETUNE_MODES:
             raise ValueError(f'finetune={finetune!r}; allowed: '
                              f'{FINETUNE_MODES}')

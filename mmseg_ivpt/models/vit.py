@@ -110,10 +110,12 @@ class PatchEmbed(nn.Module):
     inference works on any size.
     """
 
-    def __init__(self, patch_size: int, in_channels: int, embed_dims: int):
+    def __init__(self, patch_size: int, in_channels: int, embed_dims: int,
+                 bias: bool = True):
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size)
+        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size,
+                              bias=bias)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         p = self.patch_size
@@ -243,6 +245,8 @@ class ViTEncoder(nn.Module):
             the end).
         final_norm: apply the final LayerNorm to the last block's output.
         with_cp: activation checkpointing of the blocks while training.
+        patch_bias: bias in the patch embedding (timm: yes; mmseg's ViT
+            defaults to none).
     """
 
     #: Number of tokens in the prompt slot (0: plain ViT).
@@ -260,7 +264,8 @@ class ViTEncoder(nn.Module):
                  drop_path_rate: float = 0.,
                  norm_eps: float = 1e-6,
                  final_norm: bool = True,
-                 with_cp: bool = False):
+                 with_cp: bool = False,
+                 patch_bias: bool = True):
         super().__init__()
         a = resolve_arch(arch)
         self.embed_dims = d = a['embed_dims']
@@ -292,7 +297,7 @@ class ViTEncoder(nn.Module):
         #: Reference attention path (full softmax) instead of SDPA; tests.
         self.explicit_attention = False
 
-        self.patch_embed = PatchEmbed(patch_size, in_channels, d)
+        self.patch_embed = PatchEmbed(patch_size, in_channels, d, patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.num_patches, d))
         self.pos_drop = nn.Dropout(drop_rate)
@@ -320,6 +325,8 @@ class ViTEncoder(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.patch_embed.proj.bias is not None:
+            nn.init.zeros_(self.patch_embed.proj.bias)
         w = self.patch_embed.proj.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=.02)
 
@@ -370,10 +377,10 @@ class ViTEncoder(nn.Module):
             return checkpoint(blk, *args, use_reentrant=False)
         return blk(*args)
 
-    def forward_tokens(self, img: Tensor) -> Tuple[List[Tensor],
-                                                    Tuple[int, int]]:
+    def forward_tokens(self, img: Tensor, norm: bool = True
+                       ) -> Tuple[List[Tensor], Tuple[int, int]]:
         """Run the blocks; return the token sequences (B, T, D) of the
-        ``out_indices`` blocks (the last one final-normed when
+        ``out_indices`` blocks (the last one final-normed when ``norm`` and
         ``final_norm``) and the patch grid (h, w)."""
         x, hw = self.embed(img)
         ctx = self.forward_context(x.shape[0])
@@ -384,8 +391,8 @@ class ViTEncoder(nn.Module):
             x_out, row = self._run_block(layer, x_in)
             x = self.exit_block(layer, x_in, x_out, row, ctx)
             if layer in self.out_indices:
-                outs.append(self.norm(x) if layer == last and self.final_norm
-                            else x)
+                normed = norm and self.final_norm and layer == last
+                outs.append(self.norm(x) if normed else x)
         return outs, hw
 
     def forward(self, img: Tensor) -> Tuple[Tensor, ...]:

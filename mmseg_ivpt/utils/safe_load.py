@@ -3,7 +3,8 @@
 mmengine 0.10.7 calls ``torch.load(filename, map_location)`` without
 ``weights_only``. Since torch 2.6 that means ``weights_only=True``, and the
 checkpoints mmengine itself writes fail to load: their ``message_hub`` holds
-``HistoryBuffer`` objects with numpy arrays, and metrics are numpy scalars.
+``HistoryBuffer`` objects with numpy arrays (and their statistics methods,
+pickled through ``getattr``), and metrics are numpy scalars.
 
 The fix here keeps ``weights_only=True`` and names the few extra types those
 checkpoints hold (:func:`allowed_globals`). :func:`install_mmengine_loader`
@@ -47,14 +48,31 @@ def _numpy_globals() -> List[Any]:
     return out
 
 
+def _history_buffer_getattr(obj, name: str):
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    ``HistoryBuffer.__getstate__`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. A general ``getattr`` would reach any
+    attribute of any allowed type, so only those look-ups are answered.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: getattr({obj!r}, {name!r}) is not a '
+        f'HistoryBuffer statistics method')
+
+
 def allowed_globals() -> List[Any]:
     """The non-tensor types an mmengine checkpoint may hold."""
     out = _numpy_globals()
     try:
         from mmengine.logging.history_buffer import HistoryBuffer
-        out.append(HistoryBuffer)
     except ImportError:  # the backbones alone, without mmengine
-        pass
+        return out
+    # default statistics methods exist once a buffer was made
+    HistoryBuffer()
+    out += [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')]
     return out
 
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Create or refresh the virtual environment of mmseg_ivpt. Idempotent: each
+# step checks whether its part is already there and skips it if so.
+#   1. the venv                      (python3 -m venv)
+#   2. torch + torchvision           (skipped if any pair already imports)
+#   3. mmcv 2.1.0 with compiled ops  (skipped if mmcv._ext imports; else
+#                                     built from source, ~10 min on 2 cores;
+#                                     pip's cache keeps the wheel)
+#   4. timm, mmengine, mmseg, mmpretrain, pytest and mmseg_ivpt (editable)
+#                                    (skipped while requirements/ is unchanged)
+# Environment: VENV (default .venv), PYTHON (default python3), MAX_JOBS
+# (compile jobs), IVPT_PIP_ARGS (default --isolated: plain PyPI, ignoring
+# local pip configuration; set it empty to use your own pip config/mirror).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+PIP_ARGS=${IVPT_PIP_ARGS---isolated}
+PY="$VENV/bin/python"
+pip_install() { "$PY" -m pip install $PIP_ARGS --disable-pip-version-check -q "$@"; }
+step() { printf '[setup_env] %s\n' "$*"; }
+t0=$(date +%s)
+
+if [ ! -x "$PY" ]; then
+  step "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+if "$PY" -c 'import torch, torchvision' 2>/dev/null; then
+  step "torch $("$PY" -c 'import torch; print(torch.__version__)') present: kept"
+else
+  step "installing torch and torchvision (requirements/torch.txt)"
+  pip_install -r requirements/torch.txt
+fi
+
+if "$PY" -c 'import mmcv, mmcv._ext; assert mmcv.__version__ == "2.1.0"' 2>/dev/null; then
+  step "mmcv 2.1.0 with compiled ops present: build skipped"
+else
+  step "building mmcv 2.1.0 from source against the installed torch (slow)"
+  pip_install "setuptools<81" wheel ninja
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+    pip_install --no-build-isolation mmcv==2.1.0
+  "$PY" -c 'import mmcv._ext' || { echo "mmcv built without ops" >&2; exit 1; }
+fi
+
+stamp="$VENV/.mmseg_ivpt-requirements"
+want=$(cat requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+   && "$PY" -c 'import mmseg_ivpt, mmseg, mmpretrain, timm, pytest' 2>/dev/null; then
+  step "python requirements unchanged: skipped"
+else
+  step "installing requirements/{runtime,mminstall,tests}.txt and mmseg_ivpt"
+  pip_install -r requirements/runtime.txt -r requirements/mminstall.txt \
+    -r requirements/tests.txt
+  pip_install --no-deps --no-build-isolation -e .
+  echo "$want" > "$stamp"
+fi
+step "ready in $(( $(date +%s) - t0 ))s: $VENV"
