@@ -72,11 +72,8 @@ class GatedViT(PromptTunedViT):
         if not 0 < lo <= hi:
             raise ValueError(f'temperature_range=(low, high) needs '
                              f'0 < low <= high, got {temperature_range!r}')
-        if not 0. <= prompt_dropout < 1.:
-            raise ValueError(f'prompt_dropout must be in [0, 1), got '
-                             f'{prompt_dropout!r}')
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size,
-                         **kwargs)
+                         prompt_dropout=prompt_dropout, **kwargs)
         L, D = self.num_layers, self.embed_dims
         self.num_prompt_tokens = num_prompts
         self.temperature_range = (float(lo), float(hi))
@@ -89,7 +86,6 @@ class GatedViT(PromptTunedViT):
             self.temperatures = nn.Parameter(torch.ones(L))
         else:
             self.register_parameter('temperatures', None)
-        self.prompt_drop = nn.Dropout(prompt_dropout)
         self._freeze_encoder()
 
     def gates(self) -> Tensor:

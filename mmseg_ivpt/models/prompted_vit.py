@@ -70,6 +70,7 @@ class PromptTunedViT(ViTEncoder):
             bias-tuning baseline; patch-embedding and final-norm biases stay
             frozen, which gives the paper's 270,336 for ViT-L) or ``'full'``
             (everything: full fine-tuning).
+        prompt_dropout: dropout on the prompt tokens the method writes.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)``; a timm, mmseg
             (vit2mmseg) or mmpretrain ViT checkpoint, layout detected.
     """
@@ -80,7 +81,11 @@ class PromptTunedViT(ViTEncoder):
     out_types: Tuple[str, ...] = OUT_TYPES
 
     def __init__(self, *, out_type: str = 'featmap', finetune: str = 'prompt',
-                 init_cfg: Optional[dict] = None, **kwargs):
+                 prompt_dropout: float = 0., init_cfg: Optional[dict] = None,
+                 **kwargs):
+        if not 0. <= prompt_dropout < 1.:
+            raise ValueError(f'prompt_dropout must be in [0, 1), got '
+                             f'{prompt_dropout!r}')
         if out_type not in self.out_types:
             raise ValueError(f'out_type={out_type!r}; allowed: '
                              f'{self.out_types}')
@@ -93,6 +98,7 @@ class PromptTunedViT(ViTEncoder):
         self.out_type = out_type
         self.finetune = finetune
         self.init_cfg = init_cfg
+        self.prompt_drop = nn.Dropout(prompt_dropout)
 
     def _freeze_encoder(self) -> None:
         """Set requires_grad by ``finetune``; call after the method's
@@ -199,11 +205,8 @@ class PromptedViT(PromptTunedViT):
         if not isinstance(ar_tokens, int) or ar_tokens < 0:
             raise ValueError(f'ar_tokens must be an int >= 0, got '
                              f'{ar_tokens!r}')
-        if not 0. <= prompt_dropout < 1.:
-            raise ValueError(f'prompt_dropout must be in [0, 1), got '
-                             f'{prompt_dropout!r}')
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size,
-                         **kwargs)
+                         prompt_dropout=prompt_dropout, **kwargs)
         if ar_tokens > self.num_patches:
             raise ValueError(f'ar_tokens={ar_tokens} is larger than the '
                              f'number of image tokens M={self.num_patches} '
@@ -229,7 +232,6 @@ class PromptedViT(PromptTunedViT):
         if ar_tokens > 0:
             rows = ar_tokens if ar_mode == 'topk' else self.num_patches
             self.ar_prompts = nn.Parameter(torch.zeros(L - 1, rows, D))
-        self.prompt_drop = nn.Dropout(prompt_dropout)
         self._freeze_encoder()
 
     # ------------------------------------------------------------- prompts
