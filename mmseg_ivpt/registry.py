@@ -1,9 +1,13 @@
-"""Registration of the backbones in the OpenMMLab registries.
+"""Registration of the toolbox's modules in the OpenMMLab registries.
 
-One implementation, two registrations: every backbone goes into mmseg's and
-mmpretrain's ``MODELS`` (whichever of them is installed), so configs of
-either toolbox reach it with ``custom_imports=dict(imports=['mmseg_ivpt'])``.
+One implementation, two registrations: the backbones go into mmseg's and
+mmpretrain's ``MODELS`` (whichever is installed), so configs of either
+toolbox reach them with ``custom_imports=dict(imports=['mmseg_ivpt'])``.
+``PromptOnlyCheckpointHook`` goes into mmengine's root ``HOOKS`` (seen from
+both), the generated demo data set into mmseg's ``DATASETS``.
 """
+import importlib
+
 from .models import GatedViT, PromptedViT
 from .utils.safe_load import install_mmengine_loader
 
@@ -11,18 +15,20 @@ BACKBONES = (PromptedViT, GatedViT)
 
 
 def register_all() -> list:
-    """Register :data:`BACKBONES` and install the safe checkpoint loader.
-    Returns the scopes registered into."""
-    install_mmengine_loader()
+    """Register everything and install the safe checkpoint loader.
+    Returns the scopes the backbones were registered into."""
+    if install_mmengine_loader():
+        importlib.import_module('mmseg_ivpt.engine')
     scopes = []
     for scope in ('mmseg', 'mmpretrain'):
         try:
-            registry = __import__(f'{scope}.registry',
-                                  fromlist=['MODELS']).MODELS
+            registry = importlib.import_module(f'{scope}.registry').MODELS
         except ImportError:
             continue
         for cls in BACKBONES:
             registry.register_module(name=cls.__name__, module=cls,
                                      force=True)
         scopes.append(scope)
+    if 'mmseg' in scopes:
+        importlib.import_module('mmseg_ivpt.datasets')
     return scopes

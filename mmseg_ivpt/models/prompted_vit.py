@@ -37,7 +37,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import load_pretrained
+from .checkpoint import CheckpointMismatchError, load_pretrained
 from .vit import ViTEncoder, prompt_init_bound
 
 PROMPT_STRUCTURES = ('shallow', 'deep', 'vanilla_cdc', 'cdc', 'provp')
@@ -132,6 +132,69 @@ class PromptTunedViT(ViTEncoder):
             load_pretrained(self, self.init_cfg['checkpoint'],
                             prefix=self.init_cfg.get('prefix'))
         self.is_init = True
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Strict about this backbone's tensors whatever ``strict`` says,
+        and able to load a *prompt-only* checkpoint.
+
+        * The method's tensors (``prompts``...) must all be there with this
+          model's shapes, and nothing else may sit under this prefix: a
+          checkpoint of another model is a :class:`CheckpointMismatchError`,
+          not a warning.
+        * A checkpoint without any of the frozen ViT tensors (saved by
+          ``PromptOnlyCheckpointHook``) is loaded on top of the pretrained
+          ViT, which is read first if this model has not been initialised
+          yet: the file of ``init_cfg``, or, when the loader dropped
+          ``init_cfg`` (``mmseg.apis.init_model`` does), the one the hook
+          recorded in the state dict's metadata.
+        """
+        own = {prefix + k: v for k, v in self.state_dict().items()}
+        encoder = [prefix + k for k in self.encoder_state_dict_keys()]
+        present = [k for k in encoder if k in state_dict]
+        problems = []
+        for name in self.method_param_names:
+            key, p = prefix + name, getattr(self, name)
+            if p is None and key in state_dict:
+                problems.append(f'{key}: in the checkpoint, not in the model')
+            elif p is not None and key not in state_dict:
+                problems.append(f'{key}: missing in the checkpoint')
+            elif p is not None and state_dict[key].shape != p.shape:
+                problems.append(f'{key}: checkpoint '
+                                f'{tuple(state_dict[key].shape)} vs model '
+                                f'{tuple(p.shape)}')
+        if 0 < len(present) < len(encoder):
+            gone = sorted(set(encoder) - set(present))
+            problems.append(f'{len(gone)} frozen ViT tensors missing: '
+                            f'{gone[:5]}...')
+        foreign = sorted(k for k in state_dict
+                         if k.startswith(prefix) and k not in own)
+        if foreign:
+            problems.append(f'{len(foreign)} tensors this backbone does not '
+                            f'have: {foreign[:5]}')
+        if problems:
+            raise CheckpointMismatchError(
+                f'the checkpoint does not fit {type(self).__name__} '
+                f'(prefix {prefix!r}); is it of another model?\n  ' +
+                '\n  '.join(problems))
+        if not present and encoder:  # prompt-only checkpoint
+            if not getattr(self, 'is_init', False):
+                path = (self.init_cfg or {}).get('checkpoint') or \
+                    local_metadata.get('pretrained')
+                if not path:
+                    raise CheckpointMismatchError(
+                        'a prompt-only checkpoint (no frozen ViT weights) '
+                        'needs the pretrained ViT to load onto: set the '
+                        'backbone\'s init_cfg=dict(type=\'Pretrained\', '
+                        'checkpoint=...)')
+                load_pretrained(self, path)
+                self.is_init = True
+            for k in encoder:
+                state_dict[k] = own[k]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
         """img (B, C, H, W) -> tuple over ``out_indices`` of (B, D, H/p, W/p)

@@ -1,0 +1,3 @@
+from .shapes import ShapesSegDataset, generate_shapes_dataset
+
+__all__ = ['ShapesSegDataset', 'generate_shapes_dataset']

@@ -1,0 +1,3 @@
+from .hooks import PromptOnlyCheckpointHook
+
+__all__ = ['PromptOnlyCheckpointHook']
