@@ -32,6 +32,7 @@ Decisions the papers leave open (written down here, see also docs/):
 * Prompt dropout is applied per sample to whatever is written into the slot
   (``P̂^l``, or the added ``P^l`` for ProVP).
 """
+import os
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -146,9 +147,9 @@ class PromptTunedViT(ViTEncoder):
         * A checkpoint without any of the frozen ViT tensors (saved by
           ``PromptOnlyCheckpointHook``) is loaded on top of the pretrained
           ViT, which is read first if this model has not been initialised
-          yet: the file of ``init_cfg``, or, when the loader dropped
-          ``init_cfg`` (``mmseg.apis.init_model`` does), the one the hook
-          recorded in the state dict's metadata.
+          yet: the file of ``init_cfg`` if it exists, else the one the
+          hook recorded in the state dict's metadata (the loader may have
+          dropped ``init_cfg``: ``mmseg.apis.init_model`` does).
         """
         own = {prefix + k: v for k, v in self.state_dict().items()}
         encoder = [prefix + k for k in self.encoder_state_dict_keys()]
@@ -180,15 +181,17 @@ class PromptTunedViT(ViTEncoder):
                 '\n  '.join(problems))
         if not present and encoder:  # prompt-only checkpoint
             if not getattr(self, 'is_init', False):
-                path = (self.init_cfg or {}).get('checkpoint') or \
-                    local_metadata.get('pretrained')
-                if not path:
+                paths = [p for p in ((self.init_cfg or {}).get('checkpoint'),
+                                     local_metadata.get('pretrained')) if p]
+                found = [p for p in paths
+                         if '://' in p or os.path.isfile(p)]
+                if not found:
                     raise CheckpointMismatchError(
                         'a prompt-only checkpoint (no frozen ViT weights) '
-                        'needs the pretrained ViT to load onto: set the '
-                        'backbone\'s init_cfg=dict(type=\'Pretrained\', '
-                        'checkpoint=...)')
-                load_pretrained(self, path)
+                        'needs the pretrained ViT to load onto; not found: '
+                        f'{paths or "no path"}. Set the backbone\'s '
+                        'init_cfg=dict(type=\'Pretrained\', checkpoint=...)')
+                load_pretrained(self, found[0])
                 self.is_init = True
             for k in encoder:
                 state_dict[k] = own[k]

@@ -1,0 +1,146 @@
+"""Every shipped config builds, the ADE20K configs have the paper's
+trainable-parameter counts (SPEC section 6), and tools/convert_checkpoint.py
+turns every weight format users bring into a file the configs load."""
+import glob
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from ivpt_helpers import IMG, PATCH, TINY, timm_vit
+from mmengine.config import Config
+
+from mmseg_ivpt.apis import build_model_on_meta, count_parameters
+from mmseg_ivpt.models import PromptedViT
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                           recursive=True))
+CONFIGS = [c for c in CONFIGS if '_base_' not in c]
+
+HEADS = 13_143_640  # mmseg 1.2.2's SETR-PUP decode + 3 auxiliary heads
+ADE20K = {  # method's own share on top of the heads (SPEC section 6)
+    'setr_linear_vitl_ade20k.py': 0,
+    'setr_vpt-deep_vitl_ade20k.py': 24 * 10 * 1024,
+    'setr_ivpt_vitl_ade20k.py': 24 * 10 * 1024 + 23 * 10 * 10,
+    'setr_ivpt-n100_vitl_ade20k.py': 24 * 100 * 1024 + 23 * 100 * 100,
+    'setr_bias_vitl_ade20k.py': 270_336,
+    'setr_gapt_vitl_ade20k.py': 10 * 1024 + 23 + 24,
+}
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports.imports == ['mmseg_ivpt']
+    model = build_model_on_meta(cfg)
+    counts = count_parameters(model)
+    assert counts['trainable'] < counts['total']
+    name = osp.basename(path)
+    if name in ADE20K:
+        assert counts['trainable'] - counts['backbone.trainable'] == HEADS
+        assert counts['backbone.trainable'] == ADE20K[name]
+        assert cfg.train_cfg.max_iters == 160000
+        assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
+        assert cfg.model.backbone.init_cfg.checkpoint == cfg.pretrained
+
+
+def test_ade20k_configs_all_present():
+    names = {osp.basename(c) for c in CONFIGS}
+    assert set(ADE20K) <= names
+
+
+def test_count_params_tool():
+    res = subprocess.run(
+        [sys.executable, 'tools/count_params.py',
+         'configs/setr_ivpt_vitl_ade20k.py'], cwd=ROOT, capture_output=True,
+        text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '| setr_ivpt_vitl_ade20k.py | 13,391,700 | 248,060 |' in res.stdout
+
+
+# ----------------------------------------------------------- conversion
+def to_npz(t, path):
+    """Write timm model ``t`` in Google's original ViT npz layout."""
+    w = {}
+    d = t.embed_dim
+    h = t.blocks[0].attn.num_heads
+    sd = {k: v.detach().numpy() for k, v in t.state_dict().items()}
+    w['embedding/kernel'] = sd['patch_embed.proj.weight'].transpose(2, 3, 1,
+                                                                    0)
+    w['embedding/bias'] = sd['patch_embed.proj.bias']
+    w['cls'] = sd['cls_token']
+    w['Transformer/posembed_input/pos_embedding'] = sd['pos_embed']
+    w['Transformer/encoder_norm/scale'] = sd['norm.weight']
+    w['Transformer/encoder_norm/bias'] = sd['norm.bias']
+    for i in range(len(t.blocks)):
+        b, p = f'blocks.{i}.', f'Transformer/encoderblock_{i}/'
+        for ln, name in (('norm1', 'LayerNorm_0'), ('norm2', 'LayerNorm_2')):
+            w[p + name + '/scale'] = sd[b + ln + '.weight']
+            w[p + name + '/bias'] = sd[b + ln + '.bias']
+        qkv_w = sd[b + 'attn.qkv.weight'].reshape(3, d, d)
+        qkv_b = sd[b + 'attn.qkv.bias'].reshape(3, d)
+        for j, n in enumerate(('query', 'key', 'value')):
+            m = p + 'MultiHeadDotProductAttention_1/' + n
+            w[m + '/kernel'] = qkv_w[j].T.reshape(d, h, d // h)
+            w[m + '/bias'] = qkv_b[j].reshape(h, d // h)
+        o = p + 'MultiHeadDotProductAttention_1/out'
+        w[o + '/kernel'] = sd[b + 'attn.proj.weight'].reshape(
+            d, h, d // h).transpose(1, 2, 0)
+        w[o + '/bias'] = sd[b + 'attn.proj.bias']
+        for j, fc in enumerate(('fc1', 'fc2')):
+            m = p + f'MlpBlock_3/Dense_{j}'
+            w[m + '/kernel'] = sd[b + f'mlp.{fc}.weight'].T
+            w[m + '/bias'] = sd[b + f'mlp.{fc}.bias']
+    np.savez(path, **w)
+
+
+def _convert(src, dst, *extra):
+    res = subprocess.run([sys.executable, 'tools/convert_checkpoint.py',
+                          str(src), str(dst), *extra], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+@pytest.mark.parametrize('fmt', ['npz', 'mae', 'mocov3', 'mmpretrain'])
+def test_convert_checkpoint(tmp_path, fmt):
+    t = timm_vit()
+    sd = t.state_dict()
+    src = tmp_path / f'src.{fmt}'
+    if fmt == 'npz':
+        src = tmp_path / 'ViT-tiny.npz'
+        to_npz(t, src)
+    elif fmt == 'mae':
+        torch.save(dict(model=sd), src)
+    elif fmt == 'mocov3':
+        torch.save(dict(epoch=1, state_dict={f'module.{k}': v
+                                             for k, v in sd.items()}), src)
+    else:
+        from mmpretrain.models.backbones import VisionTransformer
+
+        from mmseg_ivpt.models.checkpoint import convert_to_timm
+        mp = VisionTransformer(arch=TINY, img_size=IMG, patch_size=PATCH)
+        # timm name -> mmpretrain name
+        to_mm = convert_to_timm({k: k for k in mp.state_dict()}, 'mmpretrain')
+        torch.save(dict(state_dict={f'backbone.{to_mm[k]}': v
+                                    for k, v in sd.items()}), src)
+    dst = tmp_path / 'out' / 'vit.pth'
+    if fmt == 'npz':  # width 64 does not say the number of heads
+        res = subprocess.run([sys.executable, 'tools/convert_checkpoint.py',
+                              str(src), str(dst)], cwd=ROOT,
+                             capture_output=True, text=True)
+        assert res.returncode != 0 and '--num-heads' in res.stderr
+    out = _convert(src, dst, '--num-heads', '4')
+    assert 'embed_dims=64, num_layers=4, patch_size=8' in out
+    got = torch.load(dst, weights_only=True)
+    assert set(got) == set(sd)
+    for k, v in sd.items():
+        assert torch.equal(got[k], v), k
+    m = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH, num_prompts=2,
+                    init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
+    m.init_weights()
+    assert torch.equal(m.blocks[3].mlp.fc2.weight, sd['blocks.3.mlp.fc2.weight'])

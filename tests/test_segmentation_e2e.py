@@ -1,0 +1,191 @@
+"""Segmentation end to end, the way a user runs it: tools/train.py,
+tools/test.py, tools/dist_train.sh and mmseg's inference APIs as
+subprocesses, on generated data (the demo's config at a smaller scale)."""
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CFG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
+
+
+def run(cmd, cwd, **env):
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **env)
+    full_env.pop('PYTHONPATH', None)  # as a user in a clone: tools/ do it
+    res = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True,
+                         text=True, timeout=900)
+    return res
+
+
+def ok(res):
+    assert res.returncode == 0, (res.stdout[-4000:] + res.stderr[-6000:])
+    return res
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    """A small shapes data set and a random tiny "pretrained" ViT."""
+    from mmengine.config import Config
+
+    from mmseg_ivpt.datasets import generate_shapes_dataset
+    from mmseg_ivpt.models import ViTEncoder
+    tmp = tmp_path_factory.mktemp('seg')
+    data = generate_shapes_dataset(str(tmp / 'shapes'), num_train=16,
+                                   num_val=4)
+    cfg = Config.fromfile(CFG)
+    torch.manual_seed(0)
+    vit = ViTEncoder(arch=cfg.tiny_vit, img_size=cfg.crop_size, patch_size=8)
+    pretrained = str(tmp / 'tiny_vit.pth')
+    torch.save(vit.state_dict(), pretrained)
+    opts = [f'{k}_dataloader.dataset.data_root={data}'
+            for k in ('train', 'val', 'test')]
+    opts += [f'model.backbone.init_cfg.checkpoint={pretrained}',
+             'train_dataloader.batch_size=4', 'train_cfg.max_iters=4',
+             'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
+             'default_hooks.logger.interval=1', 'param_scheduler.0.end=4']
+    return dict(tmp=tmp, data=data, pretrained=pretrained, opts=opts)
+
+
+def train(env, work_dir, *extra, dist=0, **env_vars):
+    cmd = ([sys.executable, 'tools/train.py', CFG] if not dist else
+           ['bash', 'tools/dist_train.sh', CFG, str(dist)])
+    cmd += ['--work-dir', str(work_dir)] + list(extra)
+    cmd += ['--cfg-options'] + env['opts']
+    return run(cmd, ROOT, PYTHON=sys.executable, **env_vars)
+
+
+@pytest.fixture(scope='module')
+def trained(env):
+    """Two identical 4-iteration runs: prompt-only and full checkpoints."""
+    prompt_dir, full_dir = env['tmp'] / 'prompt', env['tmp'] / 'full'
+    ok(train(env, prompt_dir))
+    ok(train(env, full_dir, '--cfg-options', 'custom_hooks=[]'))
+    return prompt_dir, full_dir
+
+
+def test_train_then_test_then_inference(env, trained):
+    prompt_dir, full_dir = trained
+    prompt_ckpt, full_ckpt = prompt_dir / 'iter_4.pth', full_dir / 'iter_4.pth'
+    assert (prompt_dir / 'iter_2.pth').is_file() and prompt_ckpt.is_file()
+    sd = torch.load(prompt_ckpt, weights_only=False)['state_dict']
+    assert 'backbone.prompts' in sd and 'decode_head.conv_seg.weight' in sd
+    assert not any(k.startswith('backbone.blocks.') for k in sd)
+    # sizes for the record (docs/segmentation.md)
+    print(f'prompt-only {prompt_ckpt.stat().st_size} B, full '
+          f'{full_ckpt.stat().st_size} B')
+    assert prompt_ckpt.stat().st_size < full_ckpt.stat().st_size / 2
+
+    out_dir, show_dir = env['tmp'] / 'pred', env['tmp'] / 'show'
+    res = ok(run([sys.executable, 'tools/test.py', CFG, str(prompt_ckpt),
+                  '--work-dir', str(env['tmp'] / 'test'), '--out',
+                  str(out_dir), '--show-dir', str(show_dir), '--cfg-options']
+                 + env['opts'], ROOT))
+    assert 'mIoU' in res.stdout + res.stderr
+    assert len(os.listdir(out_dir)) == 4
+
+    # mmseg's inference APIs, on both checkpoint kinds; the frozen ViT comes
+    # from the pretrained file for the prompt-only one
+    img = osp.join(env['data'], 'images', 'validation', 'shapes_000001.jpg')
+    code = textwrap.dedent(f"""
+        import sys, json, numpy as np
+        sys.path.insert(0, {ROOT!r})
+        from mmseg.apis import (MMSegInferencer, inference_model, init_model,
+                                show_result_pyplot)
+        preds = {{}}
+        for kind, ckpt in (('prompt', {str(prompt_ckpt)!r}),
+                           ('full', {str(full_ckpt)!r})):
+            model = init_model({CFG!r}, ckpt, device='cpu')
+            r = inference_model(model, {img!r})
+            preds[kind] = r.pred_sem_seg.data.numpy()
+            logits = r.seg_logits.data.numpy()
+            preds[kind + '_logits'] = logits
+        show_result_pyplot(model, {img!r}, r, show=False,
+                           out_file={str(env['tmp'] / 'vis.png')!r})
+        inferencer = MMSegInferencer(model={CFG!r}, weights={str(prompt_ckpt)!r},
+                                     device='cpu')
+        out = inferencer({img!r}, return_datasamples=True)
+        same = bool(np.array_equal(out.pred_sem_seg.data.numpy(), preds['prompt']))
+        print(json.dumps(dict(
+            classes=list(model.dataset_meta['classes']),
+            max_logit_diff=float(np.abs(preds['prompt_logits'] -
+                                        preds['full_logits']).max()),
+            same_pred=bool(np.array_equal(preds['prompt'], preds['full'])),
+            inferencer_same=same)))
+    """)
+    res = ok(run([sys.executable, '-c', code], str(env['tmp'])))
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info['classes'] == ['background', 'disc', 'square', 'triangle']
+    assert info['max_logit_diff'] <= 1e-5 and info['same_pred']
+    assert info['inferencer_same']
+    assert (env['tmp'] / 'vis.png').is_file()
+
+
+def test_dist_train_two_processes_and_resume(env):
+    """dist_train.sh with 2 CPU processes (gloo) trains; a run resumed from
+    its iteration 2 reaches the uninterrupted run's prompts at iteration 4."""
+    a = env['tmp'] / 'dist_a'
+    res = ok(train(env, a, dist=2, PORT='29511'))
+    log = res.stdout + res.stderr
+    assert 'Distributed training: True' in log
+    assert 'GPU number: 2' in log  # mmengine's name for the world size
+    b = env['tmp'] / 'dist_b'
+    b.mkdir()
+    shutil.copy(a / 'iter_2.pth', b / 'iter_2.pth')
+    (b / 'last_checkpoint').write_text(str(b / 'iter_2.pth'))
+    res = ok(train(env, b, '--resume', dist=2, PORT='29512'))
+    assert 'resumed' in (res.stdout + res.stderr).lower()
+    sa = torch.load(a / 'iter_4.pth', weights_only=False)['state_dict']
+    sb = torch.load(b / 'iter_4.pth', weights_only=False)['state_dict']
+    for k in ('backbone.prompts', 'backbone.da_weights'):
+        assert not torch.equal(sa[k], torch.load(
+            a / 'iter_2.pth', weights_only=False)['state_dict'][k])
+        torch.testing.assert_close(sb[k], sa[k], rtol=0, atol=0)
+
+
+# ------------------------------------------------------------- bad inputs
+def test_missing_data_root_fails_before_training(env, tmp_path):
+    res = run([sys.executable, 'tools/train.py', CFG, '--work-dir',
+               str(tmp_path / 'w'), '--cfg-options',
+               'train_dataloader.dataset.data_root=/nowhere/ade'], ROOT)
+    assert res.returncode != 0
+    assert "train_dataloader.dataset.data_root='/nowhere/ade' does not " \
+           'exist' in res.stderr
+    assert not (tmp_path / 'w').exists() or not any(
+        f.endswith('.pth') for f in os.listdir(tmp_path / 'w'))
+
+
+def test_head_backbone_mismatch_fails_before_training(env):
+    from mmengine.config import Config
+
+    from mmseg_ivpt.apis import ConfigError, prepare
+    cfg = Config.fromfile(CFG)
+    cfg.merge_from_dict(dict(model=dict(decode_head=dict(in_channels=128))))
+    cfg.work_dir = str(env['tmp'] / 'never')
+    with pytest.raises(ConfigError, match=r'model.decode_head.in_channels=128'
+                       r'.*gives 96-channel features'):
+        prepare(cfg, 'train')
+    cfg = Config.fromfile(CFG)
+    cfg.merge_from_dict(dict(model=dict(auxiliary_head=dict(in_index=2))))
+    with pytest.raises(ConfigError, match=r'auxiliary_head.in_index=2.*2 '
+                       'feature map'):
+        prepare(cfg, 'train')
+
+
+def test_checkpoint_of_another_model_is_refused(env, trained):
+    """An N=8 checkpoint into an N=4 model: tools/test.py stops with the
+    mismatch before testing."""
+    res = run([sys.executable, 'tools/test.py', CFG,
+               str(trained[0] / 'iter_4.pth'), '--work-dir',
+               str(env['tmp'] / 'bad'), '--cfg-options'] + env['opts'] +
+              ['model.backbone.num_prompts=4'], ROOT)
+    assert res.returncode != 0
+    assert 'CheckpointMismatchError' in res.stderr
+    assert 'backbone.prompts: checkpoint (4, 8, 96) vs model (4, 4, 96)' \
+        in res.stderr

@@ -1,0 +1,114 @@
+"""Turn the ViT weights you have into the file the configs point at.
+
+    python tools/convert_checkpoint.py SRC DST
+
+SRC may be
+* Google's original ``.npz`` (ViT-B/16, ViT-L/16, ...; read by timm),
+* a timm ``state_dict`` (``.pth`` / ``.bin`` / ``.safetensors``),
+* MAE's ``mae_pretrain_vit_*.pth``, MoCo-v3's ``linear-vit-b-300ep.pth.tar``
+  (or a pretraining checkpoint with ``base_encoder.``),
+* an mmseg (vit2mmseg) or mmpretrain ViT checkpoint.
+
+DST is a plain ``torch.save`` of the encoder's tensors in timm's names (the
+backbones' own), checked by building the encoder and loading it, so a file
+that converts is a file that loads. The architecture is read from the
+weights, except the number of heads, which is taken from the width for the
+standard models (384: 6, 768: 12, 1024: 16, 1280: 16) and otherwise must be
+given with ``--num-heads``.
+"""
+import argparse
+import math
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmseg_ivpt.models.checkpoint import (convert_to_timm,  # noqa: E402
+                                          detect_layout, fit_state_dict,
+                                          read_checkpoint, unwrap_state_dict)
+from mmseg_ivpt.models.vit import ViTEncoder  # noqa: E402
+
+_HEADS_BY_WIDTH = {384: 6, 768: 12, 1024: 16, 1280: 16}
+
+
+def read_npz(path: str):
+    """Google's npz through timm's own loader -> timm state dict."""
+    import numpy as np
+    import timm
+    w = np.load(path)
+    pre = next((p for p in ('', 'opt/target/', 'params/')
+                if f'{p}embedding/kernel' in w), None)
+    if pre is None:
+        raise ValueError(f'{path}: no embedding/kernel: not a ViT npz')
+    p, _, _, d = w[f'{pre}embedding/kernel'].shape
+    blocks = {k.split('/')[1] for k in w.files
+              if k.startswith(f'{pre}Transformer/encoderblock_')}
+    attn = f'{pre}Transformer/encoderblock_0/MultiHeadDotProductAttention_1'
+    heads = w[f'{attn}/query/kernel'].shape[1]
+    hidden = w[f'{pre}Transformer/encoderblock_0/MlpBlock_3/Dense_0/kernel'
+               ].shape[1]
+    n_pos = w[f'{pre}Transformer/posembed_input/pos_embedding'].shape[1] - 1
+    model = timm.models.VisionTransformer(
+        img_size=int(math.isqrt(n_pos)) * p, patch_size=p, embed_dim=d,
+        depth=len(blocks), num_heads=heads, mlp_ratio=hidden / d,
+        num_classes=0)
+    model.load_pretrained(path)
+    return model.state_dict(), 'npz'
+
+
+def read_any(path: str):
+    if path.endswith('.npz'):
+        return read_npz(path)
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        sd = load_file(path)
+    else:
+        sd = read_checkpoint(path)
+    sd = unwrap_state_dict(sd)
+    layout = detect_layout(sd)
+    return convert_to_timm(sd, layout), layout
+
+
+def encoder_for(sd, num_heads=None) -> ViTEncoder:
+    """The encoder these weights are for, read off their shapes."""
+    d = sd['cls_token'].shape[-1]
+    p = sd['patch_embed.proj.weight'].shape[-1]
+    depth = 1 + max(int(k.split('.')[1]) for k in sd
+                    if k.startswith('blocks.'))
+    if num_heads is None:
+        if d not in _HEADS_BY_WIDTH:
+            raise SystemExit(f'embed_dims={d} does not tell the number of '
+                             f'heads: pass --num-heads')
+        num_heads = _HEADS_BY_WIDTH[d]
+    arch = dict(embed_dims=d, num_layers=depth, num_heads=num_heads,
+                feedforward_channels=sd['blocks.0.mlp.fc1.weight'].shape[0])
+    side = int(math.isqrt(sd['pos_embed'].shape[1] - 1))
+    with torch.device('meta'):
+        return ViTEncoder(arch=arch, img_size=side * p, patch_size=p,
+                          patch_bias='patch_embed.proj.bias' in sd)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src')
+    parser.add_argument('dst')
+    parser.add_argument('--num-heads', type=int,
+                        help='only when the width does not tell it')
+    args = parser.parse_args()
+    sd, layout = read_any(args.src)
+    enc = encoder_for(sd, args.num_heads)
+    out = fit_state_dict(enc, sd, source=f'{args.src} ({layout})')
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    torch.save({k: v.contiguous() for k, v in out.items()}, args.dst)
+    n = sum(v.numel() for v in out.values())
+    print(f'{args.src} ({layout}) -> {args.dst}: {len(out)} tensors, '
+          f'{n / 1e6:.1f}M parameters, embed_dims={enc.embed_dims}, '
+          f'num_layers={enc.num_layers}, patch_size={enc.patch_size}, '
+          f'grid={enc.grid_size}')
+
+
+if __name__ == '__main__':
+    main()
