@@ -4,7 +4,7 @@ import timm
 import torch
 
 from mmseg_ivpt.models import PromptedViT
-from mmseg_ivpt.models.checkpoint import fit_state_dict
+from mmseg_ivpt.models import load_encoder_weights
 
 TINY = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=128)
 IMG, PATCH = 32, 8  # 4x4 = 16 patches
@@ -29,7 +29,7 @@ def prompted(t=None, img_size=IMG, patch_size=PATCH, **kw):
     t = t if t is not None else timm_vit(img_size, patch_size)
     kw.setdefault('num_prompts', 0)
     m = PromptedViT(arch=TINY, img_size=img_size, patch_size=patch_size, **kw)
-    m.load_state_dict(fit_state_dict(m, t.state_dict()), strict=False)
+    load_encoder_weights(m, t.state_dict())
     return m.eval()
 
 

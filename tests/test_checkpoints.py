@@ -142,3 +142,31 @@ def test_unknown_layout_and_missing_file(tmp_path):
                                       checkpoint=str(tmp_path /
                                                      'nowhere.pth')))
         m.init_weights()
+
+
+def test_prompt_only_state_dict_loads_onto_pretrained(tmp_path):
+    """A state dict with only the method's tensors is loaded on top of the
+    pretrained ViT (init_cfg); anything that does not fit is an error."""
+    t = timm_vit()
+    path = str(tmp_path / 'vit.pth')
+    torch.save(t.state_dict(), path)
+    src = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH,
+                      num_prompts=2, dynamic_aggregation=True)
+    prompt_only = {k: v for k, v in src.state_dict().items()
+                   if k in ('prompts', 'da_weights')}
+    dst = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH,
+                      num_prompts=2, dynamic_aggregation=True,
+                      init_cfg=dict(type='Pretrained', checkpoint=path))
+    dst.load_state_dict(prompt_only)  # strict: nothing reported missing
+    assert torch.equal(dst.prompts, src.prompts)
+    assert torch.equal(dst.pos_embed, t.pos_embed)
+    no_init = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH,
+                          num_prompts=2, dynamic_aggregation=True)
+    with pytest.raises(CheckpointMismatchError, match='init_cfg'):
+        no_init.load_state_dict(prompt_only)
+    other = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH,
+                        num_prompts=3)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'prompts: checkpoint \(4, 2, 64\) vs model '
+                       r'\(4, 3, 64\)(.|\n)*da_weights: in the checkpoint'):
+        other.load_state_dict(src.state_dict(), strict=False)

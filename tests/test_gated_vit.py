@@ -5,7 +5,7 @@ import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_tokens, timm_vit, trainable
 
 from mmseg_ivpt.models import GatedViT
-from mmseg_ivpt.models.checkpoint import fit_state_dict
+from mmseg_ivpt.models import load_encoder_weights
 
 N, B = 3, 2
 
@@ -14,7 +14,7 @@ def gated(t, **kw):
     kw.setdefault('prompt_dropout', 0.)
     m = GatedViT(arch=TINY, img_size=IMG, patch_size=PATCH, num_prompts=N,
                  **kw)
-    m.load_state_dict(fit_state_dict(m, t.state_dict()), strict=False)
+    load_encoder_weights(m, t.state_dict())
     return m.eval()
 
 

@@ -201,15 +201,23 @@ def read_checkpoint(path: str):
     return safe_torch_load(os.path.expanduser(path), map_location='cpu')
 
 
-def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
-    """Load the ViT weights of ``path`` into ``model`` (a ViTEncoder);
-    returns the detected layout. Prompt parameters are not touched."""
-    sd = unwrap_state_dict(read_checkpoint(path), prefix)
+def load_encoder_weights(model, sd: Dict[str, Tensor],
+                         source: str = 'state dict') -> str:
+    """Copy a pretrained ViT's tensors (any recognised layout) into
+    ``model`` (a ViTEncoder); returns the layout. The method's own
+    parameters (prompts...) are not touched."""
     layout = detect_layout(sd)
     fitted = fit_state_dict(model, convert_to_timm(sd, layout),
-                            source=f'{path} ({layout} layout)')
+                            source=f'{source} ({layout} layout)')
     with torch.no_grad():
         own = model.state_dict()
         for k, v in fitted.items():
             own[k].copy_(v)
     return layout
+
+
+def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
+    """Load the ViT weights of the file ``path`` into ``model``; returns the
+    detected layout."""
+    sd = unwrap_state_dict(read_checkpoint(path), prefix)
+    return load_encoder_weights(model, sd, source=path)

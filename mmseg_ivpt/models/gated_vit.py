@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .prompted_vit import PromptTunedViT, insert_slot, replace_slot
+from .prompt_tuned import PromptTunedViT, insert_slot, replace_slot
 from .vit import prompt_init_bound
 
 

@@ -41,7 +41,6 @@ METHODS = ('timm', 'vpt_shallow', 'vpt_deep', 'cdc', 'cdc_da', 'cdc_da_ar',
 
 def build(name, args):
     import timm
-    import torch
     sys.path.insert(0, ROOT)
     from mmseg_ivpt.models import ARCH_SETTINGS, GatedViT, PromptedViT
     a = ARCH_SETTINGS[args.arch]

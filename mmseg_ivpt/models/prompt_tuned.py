@@ -1,0 +1,192 @@
+"""What every prompt-tuned backbone shares: the prompt slot, freezing and
+the tuning modes, pretrained and prompt-only checkpoint loading, and the
+output formats. A method subclasses :class:`PromptTunedViT` and fills in the
+hooks of :class:`~.vit.ViTEncoder`.
+"""
+import os
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import CheckpointMismatchError, load_pretrained
+from .vit import ViTEncoder
+
+OUT_TYPES = ('featmap', 'cls_token', 'avg_featmap')
+FINETUNE_MODES = ('prompt', 'bias', 'full')
+
+
+def insert_slot(x: Tensor, p: Tensor) -> Tensor:
+    """[cls, patches] (B, 1+M, D) + slot (B, N, D) -> (B, 1+N+M, D)."""
+    return torch.cat([x[:, :1], p, x[:, 1:]], dim=1)
+
+
+def replace_slot(x: Tensor, p: Tensor) -> Tensor:
+    """Overwrite the prompt slot of x (B, 1+N+M, D) with p (B, N, D)."""
+    return torch.cat([x[:, :1], p, x[:, 1 + p.shape[1]:]], dim=1)
+
+
+class PromptTunedViT(ViTEncoder):
+    """What every prompt-tuned backbone shares: freezing, the tuning modes,
+    pretrained loading through ``init_cfg`` and the output formats.
+
+    Args (beyond :class:`ViTEncoder`'s):
+        out_type: ``'featmap'`` (tuple of (B, D, h, w), mmseg),
+            ``'cls_token'`` or ``'avg_featmap'`` (tuple of (B, D),
+            mmpretrain; ``avg_featmap`` is the mean of the patch tokens).
+        finetune: which encoder weights train besides the method's own
+            parameters: ``'prompt'`` (none: prompt tuning / linear probing),
+            ``'bias'`` (the blocks' biases, LayerNorm biases included: the
+            bias-tuning baseline; patch-embedding and final-norm biases stay
+            frozen, which gives the paper's 270,336 for ViT-L) or ``'full'``
+            (everything: full fine-tuning).
+        prompt_dropout: dropout on the prompt tokens the method writes.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)``; a timm, mmseg
+            (vit2mmseg) or mmpretrain ViT checkpoint, layout detected.
+    """
+
+    #: Names of the method's trainable parameters (SPEC section 5).
+    method_param_names: Tuple[str, ...] = ()
+    #: Allowed ``out_type`` values.
+    out_types: Tuple[str, ...] = OUT_TYPES
+
+    def __init__(self, *, out_type: str = 'featmap', finetune: str = 'prompt',
+                 prompt_dropout: float = 0., init_cfg: Optional[dict] = None,
+                 **kwargs):
+        if not 0. <= prompt_dropout < 1.:
+            raise ValueError(f'prompt_dropout must be in [0, 1), got '
+                             f'{prompt_dropout!r}')
+        if out_type not in self.out_types:
+            raise ValueError(f'out_type={out_type!r}; allowed: '
+                             f'{self.out_types}')
+        if finetune not in FINETUNE_MODES:
+            raise ValueError(f'finetune={finetune!r}; allowed: '
+                             f'{FINETUNE_MODES}')
+        if init_cfg is not None:
+            _check_init_cfg(init_cfg)
+        super().__init__(**kwargs)
+        self.out_type = out_type
+        self.finetune = finetune
+        self.init_cfg = init_cfg
+        self.prompt_drop = nn.Dropout(prompt_dropout)
+
+    def _freeze_encoder(self) -> None:
+        """Set requires_grad by ``finetune``; call after the method's
+        parameters exist."""
+        method = set(self.method_param_names)
+        for name, p in self.named_parameters():
+            if name.split('.')[0] in method:
+                p.requires_grad_(True)
+            elif self.finetune == 'full':
+                p.requires_grad_(True)
+            elif self.finetune == 'bias':
+                p.requires_grad_(name.startswith('blocks.')
+                                 and name.endswith('.bias'))
+            else:
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Frozen encoders stay in eval mode (no dropout / drop-path in the
+        pretrained part), as in VPT; prompt dropout follows ``mode``."""
+        super().train(mode)
+        if mode and self.finetune != 'full':
+            for m in (self.patch_embed, self.pos_drop, self.blocks,
+                      self.norm):
+                m.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s checkpoint into the encoder (mmengine calls
+        this when building a runner)."""
+        if self.init_cfg is not None:
+            load_pretrained(self, self.init_cfg['checkpoint'],
+                            prefix=self.init_cfg.get('prefix'))
+        self.is_init = True
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Strict about this backbone's tensors whatever ``strict`` says,
+        and able to load a *prompt-only* checkpoint.
+
+        * The method's tensors (``prompts``...) must all be there with this
+          model's shapes, and nothing else may sit under this prefix: a
+          checkpoint of another model is a :class:`CheckpointMismatchError`,
+          not a warning.
+        * A checkpoint without any of the frozen ViT tensors (saved by
+          ``PromptOnlyCheckpointHook``) is loaded on top of the pretrained
+          ViT, which is read first if this model has not been initialised
+          yet: the file of ``init_cfg`` if it exists, else the one the
+          hook recorded in the state dict's metadata (the loader may have
+          dropped ``init_cfg``: ``mmseg.apis.init_model`` does).
+        """
+        own = {prefix + k: v for k, v in self.state_dict().items()}
+        encoder = [prefix + k for k in self.encoder_state_dict_keys()]
+        present = [k for k in encoder if k in state_dict]
+        problems = []
+        for name in self.method_param_names:
+            key, p = prefix + name, getattr(self, name)
+            if p is None and key in state_dict:
+                problems.append(f'{key}: in the checkpoint, not in the model')
+            elif p is not None and key not in state_dict:
+                problems.append(f'{key}: missing in the checkpoint')
+            elif p is not None and state_dict[key].shape != p.shape:
+                problems.append(f'{key}: checkpoint '
+                                f'{tuple(state_dict[key].shape)} vs model '
+                                f'{tuple(p.shape)}')
+        if 0 < len(present) < len(encoder):
+            gone = sorted(set(encoder) - set(present))
+            problems.append(f'{len(gone)} frozen ViT tensors missing: '
+                            f'{gone[:5]}...')
+        foreign = sorted(k for k in state_dict
+                         if k.startswith(prefix) and k not in own)
+        if foreign:
+            problems.append(f'{len(foreign)} tensors this backbone does not '
+                            f'have: {foreign[:5]}')
+        if problems:
+            raise CheckpointMismatchError(
+                f'the checkpoint does not fit {type(self).__name__} '
+                f'(prefix {prefix!r}); is it of another model?\n  ' +
+                '\n  '.join(problems))
+        if not present and encoder:  # prompt-only checkpoint
+            if not getattr(self, 'is_init', False):
+                paths = [p for p in ((self.init_cfg or {}).get('checkpoint'),
+                                     local_metadata.get('pretrained')) if p]
+                found = [p for p in paths
+                         if '://' in p or os.path.isfile(p)]
+                if not found:
+                    raise CheckpointMismatchError(
+                        'a prompt-only checkpoint (no frozen ViT weights) '
+                        'needs the pretrained ViT to load onto; not found: '
+                        f'{paths or "no path"}. Set the backbone\'s '
+                        'init_cfg=dict(type=\'Pretrained\', checkpoint=...)')
+                load_pretrained(self, found[0])
+                self.is_init = True
+            for k in encoder:
+                state_dict[k] = own[k]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
+        """img (B, C, H, W) -> tuple over ``out_indices`` of (B, D, H/p, W/p)
+        maps (``featmap``) or (B, D) vectors (``cls_token``,
+        ``avg_featmap``)."""
+        outs, hw = self.forward_tokens(img)
+        n = 1 + self.num_prompt_tokens
+        if self.out_type == 'cls_token':
+            return tuple(o[:, 0] for o in outs)
+        if self.out_type == 'avg_featmap':
+            return tuple(o[:, n:].mean(dim=1) for o in outs)
+        return tuple(
+            o[:, n:].transpose(1, 2).reshape(o.shape[0], -1, *hw)
+            for o in outs)
+
+
+def _check_init_cfg(init_cfg) -> None:
+    if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
+        raise ValueError(f"init_cfg must be dict(type='Pretrained', "
+                         f"checkpoint=PATH), got {init_cfg!r}")
+    if not init_cfg.get('checkpoint'):
+        raise ValueError("init_cfg=dict(type='Pretrained') needs "
+                         "'checkpoint' (a path to the ViT weights)")
