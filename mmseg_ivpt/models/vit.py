@@ -135,7 +135,8 @@ class Attention(nn.Module):
     ``cls_attn`` is None unless asked for, else (B, heads, T): the softmax
     attention of the cls query (token 0) over all T keys. The main attention
     always runs through SDPA; the cls row is computed apart (one query row per
-    head) so the full (T, T) matrix is never materialised. ``explicit=True``
+    head, without autograd: it only feeds a ranking) so the full (T, T)
+    matrix is never materialised. ``explicit=True``
     computes everything through an explicit softmax instead (reference path
     for tests).
     """
@@ -171,8 +172,10 @@ class Attention(nn.Module):
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
             if cls_attn:
-                logits = (q[:, :, :1] * self.scale) @ k.transpose(-2, -1)
-                row = logits.softmax(dim=-1)[:, :, 0]
+                # only ever used for a ranking (top-k): no autograd graph
+                with torch.no_grad():
+                    logits = (q[:, :, :1] * self.scale) @ k.transpose(-2, -1)
+                    row = logits.softmax(dim=-1)[:, :, 0]
         out = out.transpose(1, 2).reshape(b, t, c)
         return self.proj_drop(self.proj(out)), row
 

@@ -10,9 +10,10 @@ training step (frozen encoder, gradients to the method's parameters) of:
   from :class:`PromptedViT`, and ``gapt`` from :class:`GatedViT`;
 
 and prints the ratios the targets are stated in (iVPT vs VPT-deep, VPT-deep
-vs timm). Each method runs in its own child process (so the peak memory of
-one does not hide another's) for ``--rounds`` rounds, interleaved; the time
-is the median step of a round, the best round kept.
+vs timm). Times come from one child process that builds every method and
+runs their steps interleaved round-robin (the median step of each), so that
+the machine's drifts hit all methods alike; the peak memory of each method is
+measured alone in a child process of its own.
 
 Needs only torch and timm (runs on the GPU machine without mm packages)::
 
@@ -73,17 +74,17 @@ def build(name, args):
     return m, lambda x: m(x)[-1]
 
 
-def child(args):
+def make_step(name, args):
+    """Build method ``name`` and return (step function, trainable count)."""
     import torch
     torch.manual_seed(0)
     dev = torch.device(args.device)
-    model, fwd = build(args.method, args)
+    model, fwd = build(name, args)
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size,
                     device=dev)
     amp = dict(bf16=torch.bfloat16, fp16=torch.float16).get(args.amp)
-    cuda = dev.type == 'cuda'
 
     def step():
         with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
@@ -91,30 +92,48 @@ def child(args):
         loss.backward()
         for p in params:
             p.grad = None
+        if dev.type == 'cuda':
+            torch.cuda.synchronize()
 
+    return step, sum(p.numel() for p in params)
+
+
+def child_memory(args):
+    """Peak memory of one method's step, alone in this process."""
+    import torch
+    cuda = args.device.startswith('cuda')
+    step, n = make_step(args.method, args)
     if cuda:
-        torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(args.warmup):
+    for _ in range(2):
         step()
-    times = []
-    for _ in range(args.iters):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
     if cuda:
         mem = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
                rss0) / 1024
-    print(json.dumps(dict(method=args.method, ms=1e3 * statistics.median(
-        times), mem_mb=mem, trainable=sum(p.numel() for p in params))))
+    print(json.dumps(dict(method=args.method, mem_mb=mem, trainable=n)))
+
+
+def child_timing(args):
+    """All methods in one process, steps interleaved round-robin (the order
+    rotating every round), so that drifts of the machine hit every method
+    alike; the median step per method."""
+    steps = {name: make_step(name, args)[0] for name in args.methods}
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    times = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(args.iters):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - t0)
+    print(json.dumps({name: 1e3 * statistics.median(t)
+                      for name, t in times.items()}))
 
 
 def main():
@@ -128,8 +147,8 @@ def main():
     p.add_argument('--ar-tokens', type=int, default=10)
     p.add_argument('--amp', choices=['none', 'bf16', 'fp16'], default='none')
     p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--iters', type=int, default=10)
-    p.add_argument('--rounds', type=int, default=2)
+    p.add_argument('--iters', type=int, default=10,
+                   help='timed steps per method (interleaved)')
     p.add_argument('--methods', nargs='+', default=list(METHODS),
                    choices=METHODS)
     p.add_argument('--threads', type=int, default=0,
@@ -140,19 +159,21 @@ def main():
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.method == 'timing':
+        return child_timing(args)
     if args.method:
-        return child(args)
+        return child_memory(args)
 
-    best = {}
-    for _ in range(args.rounds):
-        for name in args.methods:
-            cmd = [sys.executable, os.path.abspath(__file__), '--method',
-                   name] + sys.argv[1:]
-            out = subprocess.run(cmd, check=True, capture_output=True,
-                                 text=True).stdout.strip().splitlines()[-1]
-            r = json.loads(out)
-            if name not in best or r['ms'] < best[name]['ms']:
-                best[name] = r
+    def spawn(method):
+        cmd = [sys.executable, os.path.abspath(__file__), '--method',
+               method] + sys.argv[1:]
+        out = subprocess.run(cmd, check=True, capture_output=True,
+                             text=True).stdout.strip().splitlines()[-1]
+        return json.loads(out)
+
+    best = {name: spawn(name) for name in args.methods}
+    for name, ms in spawn('timing').items():
+        best[name]['ms'] = ms
     import torch
     dev = args.device
     if dev.startswith('cuda'):
