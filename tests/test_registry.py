@@ -10,7 +10,7 @@ import torch
 from ivpt_helpers import IMG, PATCH, TINY
 
 import mmseg_ivpt
-from mmseg_ivpt.models import PromptedViT
+from mmseg_ivpt.models import GatedViT, PromptedViT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -20,26 +20,33 @@ def test_registered_in_both_scopes():
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     from mmseg.registry import MODELS as SEG_MODELS
     assert set(mmseg_ivpt.REGISTERED_SCOPES) == {'mmseg', 'mmpretrain'}
-    assert SEG_MODELS.get('PromptedViT') is PromptedViT
-    assert PRETRAIN_MODELS.get('PromptedViT') is PromptedViT
+    for cls in (PromptedViT, GatedViT):
+        assert SEG_MODELS.get(cls.__name__) is cls
+        assert PRETRAIN_MODELS.get(cls.__name__) is cls
 
 
 def test_mmpretrain_classifier_trains_prompts_and_head():
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='PromptedViT', arch=TINY, img_size=IMG,
-                      patch_size=PATCH, num_prompts=2, ar_tokens=3,
-                      dynamic_aggregation=True, out_type='cls_token'),
-        head=dict(type='LinearClsHead', num_classes=5, in_channels=64,
-                  loss=dict(type='CrossEntropyLoss'))))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = _build_classifier(MODELS)
     samples = [DataSample().set_gt_label(i) for i in range(2)]
     loss = model(torch.randn(2, 3, IMG, IMG), samples, mode='loss')['loss']
     loss.backward()
     grads = {n for n, p in model.named_parameters() if p.grad is not None}
     assert grads == {'backbone.prompts', 'backbone.da_weights',
                      'backbone.ar_prompts', 'head.fc.weight', 'head.fc.bias'}
+
+
+def _build_classifier(MODELS):
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='PromptedViT', arch=TINY, img_size=IMG,
+                      patch_size=PATCH, num_prompts=2, ar_tokens=3,
+                      dynamic_aggregation=True, out_type='cls_token'),
+        head=dict(type='LinearClsHead', num_classes=5, in_channels=64,
+                  loss=dict(type='CrossEntropyLoss'))))
 
 
 def test_config_reaches_backbone_through_custom_imports(tmp_path):
