@@ -4,7 +4,8 @@ One implementation, two registrations: the backbones go into mmseg's and
 mmpretrain's ``MODELS`` (whichever is installed), so configs of either
 toolbox reach them with ``custom_imports=dict(imports=['mmseg_ivpt'])``.
 ``PromptOnlyCheckpointHook`` goes into mmengine's root ``HOOKS`` (seen from
-both), the generated demo data set into mmseg's ``DATASETS``.
+both), the generated demo data set into mmseg's ``DATASETS``, VTAB-1k and
+FGVC into mmpretrain's.
 """
 import importlib
 
@@ -29,6 +30,6 @@ def register_all() -> list:
             registry.register_module(name=cls.__name__, module=cls,
                                      force=True)
         scopes.append(scope)
-    if 'mmseg' in scopes:
+    if scopes:
         importlib.import_module('mmseg_ivpt.datasets')
     return scopes
