@@ -144,3 +144,33 @@ def test_convert_checkpoint(tmp_path, fmt):
                     init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     m.init_weights()
     assert torch.equal(m.blocks[3].mlp.fc2.weight, sd['blocks.3.mlp.fc2.weight'])
+
+
+def _classification_counts(bench):
+    out = {}
+    for path in CONFIGS:
+        if f'/configs/{bench}/ivpt_' in path:
+            cfg = Config.fromfile(path)
+            b, h = cfg.model.backbone, cfg.model.head
+            n, k, c = b.num_prompts, b.ar_tokens, h.num_classes
+            got = count_parameters(build_model_on_meta(cfg))['trainable']
+            # SPEC section 6: CDC 12*N*768, DA 11*N^2, AR 11*k*768, head
+            assert got == 12 * n * 768 + 11 * n * n + 11 * k * 768 + \
+                769 * c, path
+            assert cfg.train_cfg.max_epochs == 100
+            out[osp.basename(path)] = got
+    return out
+
+
+def test_vtab_mean_trainable_parameters():
+    counts = _classification_counts('vtab')
+    assert len(counts) == 19
+    mean = sum(counts.values()) / 19
+    # SPEC: 0.623M by the formulas (the paper reports 0.60M, see README)
+    assert round(mean / 1e6, 3) == 0.623
+
+
+def test_fgvc_mean_trainable_parameters():
+    counts = _classification_counts('fgvc')
+    assert len(counts) == 5
+    assert round(sum(counts.values()) / 5 / 1e6, 2) == 0.41

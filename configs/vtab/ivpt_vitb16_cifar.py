@@ -1,0 +1,8 @@
+# iVPT on VTAB-1k cifar: 100 classes, N=10, k=10 (paper Table 16).
+_base_ = ['./_base_/vtab1k_vitb16.py']
+model = dict(backbone=dict(num_prompts=10, ar_tokens=10),
+             head=dict(num_classes=100))
+data_preprocessor = dict(num_classes=100)
+train_dataloader = dict(dataset=dict(task='cifar'))
+val_dataloader = dict(dataset=dict(task='cifar'))
+test_dataloader = dict(dataset=dict(task='cifar'))

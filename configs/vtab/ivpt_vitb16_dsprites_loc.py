@@ -1,0 +1,8 @@
+# iVPT on VTAB-1k dsprites_loc: 16 classes, N=10, k=1 (paper Table 16).
+_base_ = ['./_base_/vtab1k_vitb16.py']
+model = dict(backbone=dict(num_prompts=10, ar_tokens=1),
+             head=dict(num_classes=16))
+data_preprocessor = dict(num_classes=16)
+train_dataloader = dict(dataset=dict(task='dsprites_loc'))
+val_dataloader = dict(dataset=dict(task='dsprites_loc'))
+test_dataloader = dict(dataset=dict(task='dsprites_loc'))

@@ -1,0 +1,8 @@
+# iVPT on VTAB-1k resisc45: 45 classes, N=10, k=50 (paper Table 16).
+_base_ = ['./_base_/vtab1k_vitb16.py']
+model = dict(backbone=dict(num_prompts=10, ar_tokens=50),
+             head=dict(num_classes=45))
+data_preprocessor = dict(num_classes=45)
+train_dataloader = dict(dataset=dict(task='resisc45'))
+val_dataloader = dict(dataset=dict(task='resisc45'))
+test_dataloader = dict(dataset=dict(task='resisc45'))

@@ -1,0 +1,8 @@
+# iVPT on VTAB-1k svhn: 10 classes, N=50, k=20 (paper Table 16).
+_base_ = ['./_base_/vtab1k_vitb16.py']
+model = dict(backbone=dict(num_prompts=50, ar_tokens=20),
+             head=dict(num_classes=10))
+data_preprocessor = dict(num_classes=10)
+train_dataloader = dict(dataset=dict(task='svhn'))
+val_dataloader = dict(dataset=dict(task='svhn'))
+test_dataloader = dict(dataset=dict(task='svhn'))
