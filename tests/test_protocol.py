@@ -1,0 +1,99 @@
+"""The classification protocol: method variants of the task configs, and a
+real sweep -> final -> report on a tiny generated VTAB task."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+from test_classification_data import make_vtab
+from test_classification_e2e import pretrained_tiny, small_config
+
+from mmseg_ivpt.apis import build_model_on_meta, count_parameters
+from mmseg_ivpt.apis.protocol import METHODS, apply_method
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
+N, K, C, D = 50, 5, 10, 768  # eurosat: Table 16 and SPEC
+HEAD = (D + 1) * C
+
+
+@pytest.mark.parametrize('method,expected', [
+    ('ivpt', 12 * N * D + 11 * N * N + 11 * K * D),
+    ('cdc_da', 12 * N * D + 11 * N * N),
+    ('cdc', 12 * N * D),
+    ('ar_all', 12 * N * D + 11 * N * N + 11 * 196 * D),
+    ('vanilla_cdc', 12 * N * D),
+    ('provp', 12 * N * D),
+    ('vpt_deep', 12 * N * D),
+    ('vpt_shallow', N * D),
+    ('linear', 0),
+    ('bias', 12 * (3 * D + D + 4 * D + D + 2 * D)),
+    ('gapt_mae', N * D + 11 + 12),
+    ('gapt_mocov3', N * D + 11 + 12),
+])
+def test_method_variants(method, expected):
+    cfg = apply_method(Config.fromfile(EUROSAT), method)
+    n = count_parameters(build_model_on_meta(cfg))
+    assert n['backbone.trainable'] == expected
+    assert n['trainable'] - n['backbone.trainable'] == HEAD
+    if method.startswith('gapt'):
+        assert cfg.model.backbone.type == 'GatedViT'
+        assert 'dynamic_aggregation' not in cfg.model.backbone
+
+
+def test_full_finetune_variant_and_unknown_method():
+    cfg = apply_method(Config.fromfile(EUROSAT), 'full')
+    n = count_parameters(build_model_on_meta(cfg))
+    assert n['trainable'] == n['total']
+    with pytest.raises(ValueError, match='method='):
+        apply_method(Config.fromfile(EUROSAT), 'lora')
+    assert set(METHODS) >= {'ivpt', 'linear', 'full', 'bias', 'vpt_shallow',
+                            'vpt_deep', 'gapt_mae', 'gapt_mocov3', 'cdc',
+                            'cdc_da', 'ar_all', 'vanilla_cdc', 'provp'}
+
+
+def test_sweep_final_report(tmp_path):
+    make_vtab(tmp_path / 'vtab', task='eurosat', n=8)
+    cfg = small_config(tmp_path, 'configs/vtab/ivpt_vitb16_eurosat.py',
+                       f"data_root={str(tmp_path / 'vtab')!r}",
+                       pretrained_tiny(tmp_path))
+    root = str(tmp_path / 'runs')
+
+    def proto(*args):
+        res = subprocess.run([sys.executable, 'tools/protocol.py', *args,
+                              '--work-root', root], cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+        return res.stdout
+
+    out = proto('sweep', cfg, '--lrs', '0.5', '5', '--wds', '0')
+    assert 'eurosat: best lr' in out
+    task = osp.join(root, 'vtab', 'ivpt', 'eurosat')
+    with open(osp.join(task, 'sweep', 'best.json')) as f:
+        sweep = json.load(f)
+    assert len(sweep['all']) == 2
+    # the sweep trained on train800 and evaluated on val200
+    run_cfg = Config.fromfile(osp.join(task, 'sweep', 'lr0.5_wd0',
+                                       'config.py'))
+    assert run_cfg.train_dataloader.dataset.split == 'train800'
+    assert run_cfg.val_dataloader.dataset.split == 'val200'
+    out = proto('final', cfg, '--seeds', '0', '1')
+    assert 'eurosat: test top-1' in out
+    final_cfg = Config.fromfile(osp.join(task, 'final', 'seed1',
+                                         'config.py'))
+    assert final_cfg.train_dataloader.dataset.split == 'train800val200'
+    assert final_cfg.val_dataloader.dataset.split == 'test'
+    assert final_cfg.randomness.seed == 1
+    assert final_cfg.optim_wrapper.optimizer.lr == sweep['best']['lr']
+    with open(osp.join(task, 'final', 'results.json')) as f:
+        res = json.load(f)
+    assert res['seeds'] == [0, 1]
+    out = proto('report', '--benchmark', 'vtab')
+    row = next(line for line in out.splitlines()
+               if line.startswith('| eurosat |'))
+    assert row == (f"| eurosat | {res['mean']:.1f} | {res['std']:.2f} | 2 "
+                   '| 96.1 |')  # paper, Table 1
+    assert '| **mean params (M)** | 0.623 | | | 0.60 |' in out
+    assert '1/19 tasks have results' in out
