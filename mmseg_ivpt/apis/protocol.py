@@ -159,8 +159,7 @@ def report(results: Dict[str, dict], bench: str, method: str,
     ours = [results.get(t, {}).get('mean') for t in tasks]
     rows = ['| task | ours | std | seeds | paper |', '|---|---:|---:|---:|---:|']
 
-    def mean(xs):
-        xs = [x for x in xs]
+    def mean(xs):  # None unless every value is there
         return None if not xs or any(x is None for x in xs) else \
             sum(xs) / len(xs)
 
