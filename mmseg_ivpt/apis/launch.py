@@ -143,7 +143,6 @@ def prepare(cfg, mode: str) -> None:
         else ('test_dataloader', )
     check_data(cfg, loaders)
     setup_cpu_distributed(cfg)
-    os.makedirs(cfg.work_dir, exist_ok=True)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:

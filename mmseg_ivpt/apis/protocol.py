@@ -127,7 +127,7 @@ def run_training(cfg, work_dir: str, gpus: int = 1,
         cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), path,
                '--work-dir', work_dir]
     if not dry_run:
-        subprocess.run(cmd, check=True, cwd=os.getcwd())
+        subprocess.run(cmd, check=True)
     return cmd
 
 

@@ -97,7 +97,7 @@ class GatedViT(PromptTunedViT):
             return None
         return 1. / self.temperatures[layer].clamp(*self.temperature_range)
 
-    def forward_context(self, batch_size: int):
+    def forward_context(self):
         return self.gates()
 
     def enter_block(self, layer: int, x: Tensor, gates) -> Tensor:

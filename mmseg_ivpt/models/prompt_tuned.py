@@ -172,15 +172,13 @@ class PromptTunedViT(ViTEncoder):
         """img (B, C, H, W) -> tuple over ``out_indices`` of (B, D, H/p, W/p)
         maps (``featmap``) or (B, D) vectors (``cls_token``,
         ``avg_featmap``)."""
-        outs, hw = self.forward_tokens(img)
-        n = 1 + self.num_prompt_tokens
+        if self.out_type == 'featmap':
+            return super().forward(img)
+        outs, _ = self.forward_tokens(img)
         if self.out_type == 'cls_token':
             return tuple(o[:, 0] for o in outs)
-        if self.out_type == 'avg_featmap':
-            return tuple(o[:, n:].mean(dim=1) for o in outs)
-        return tuple(
-            o[:, n:].transpose(1, 2).reshape(o.shape[0], -1, *hw)
-            for o in outs)
+        n = 1 + self.num_prompt_tokens  # avg_featmap: the patch tokens
+        return tuple(o[:, n:].mean(dim=1) for o in outs)
 
 
 def _check_init_cfg(init_cfg) -> None:

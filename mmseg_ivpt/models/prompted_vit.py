@@ -102,7 +102,6 @@ class PromptedViT(PromptTunedViT):
         L, N, D = self.num_layers, num_prompts, self.embed_dims
         self.num_prompt_tokens = N
         self.prompt_structure = prompt_structure
-        self.dynamic_aggregation = dynamic_aggregation
         self.ar_tokens = ar_tokens
         self.ar_mode = ar_mode
 
@@ -122,9 +121,10 @@ class PromptedViT(PromptTunedViT):
         self._freeze_encoder()
 
     # ------------------------------------------------------------- prompts
-    def slot_inputs(self) -> Optional[Tensor]:
-        """P̂ for every block whose slot does not depend on the image:
-        (L, N, D) (shallow: (1, N, D)); for ProVP, the added P (L, N, D)."""
+    def forward_context(self) -> Optional[Tensor]:
+        """P̂ for every block whose slot does not depend on the image,
+        computed once per forward: (L, N, D) (shallow: (1, N, D)); for
+        ProVP, the added P (L, N, D)."""
         P = self.prompts
         if P is None:
             return None
@@ -137,9 +137,6 @@ class PromptedViT(PromptTunedViT):
                 prev = self.da_weights @ prev  # Γ^{l-1} P^{l-1}
             return torch.cat([P[:1], P[1:] + prev], dim=0)
         return P  # shallow, deep, provp
-
-    def forward_context(self, batch_size: int):
-        return self.slot_inputs()
 
     def _prompt(self, p: Tensor, batch_size: int) -> Tensor:
         return self.prompt_drop(p.expand(batch_size, -1, -1))

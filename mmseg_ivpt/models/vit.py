@@ -357,7 +357,7 @@ class ViTEncoder(nn.Module):
     def query_scale(self, layer: int) -> Optional[Tensor]:
         return None
 
-    def forward_context(self, batch_size: int):
+    def forward_context(self):
         """Per-forward state computed once for all layers (e.g. prompts)."""
         return None
 
@@ -386,7 +386,7 @@ class ViTEncoder(nn.Module):
         ``out_indices`` blocks (the last one final-normed when ``norm`` and
         ``final_norm``) and the patch grid (h, w)."""
         x, hw = self.embed(img)
-        ctx = self.forward_context(x.shape[0])
+        ctx = self.forward_context()
         outs = []
         last = self.num_layers - 1
         for layer in range(self.num_layers):

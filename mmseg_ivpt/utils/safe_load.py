@@ -48,6 +48,10 @@ def _numpy_globals() -> List[Any]:
     return out
 
 
+# the statistics every HistoryBuffer registers (plus any registered later)
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
 def _history_buffer_getattr(obj, name: str):
     """Stands in for ``builtins.getattr`` while unpickling.
 
@@ -56,7 +60,8 @@ def _history_buffer_getattr(obj, name: str):
     attribute of any allowed type, so only those look-ups are answered.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    allowed = set(_DEFAULT_STATISTICS) | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'Unsupported global: getattr({obj!r}, {name!r}) is not a '
@@ -70,8 +75,6 @@ def allowed_globals() -> List[Any]:
         from mmengine.logging.history_buffer import HistoryBuffer
     except ImportError:  # the backbones alone, without mmengine
         return out
-    # default statistics methods exist once a buffer was made
-    HistoryBuffer()
     out += [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')]
     return out
 
