@@ -189,3 +189,21 @@ def test_checkpoint_of_another_model_is_refused(env, trained):
     assert 'CheckpointMismatchError' in res.stderr
     assert 'backbone.prompts: checkpoint (4, 8, 96) vs model (4, 4, 96)' \
         in res.stderr
+
+
+def test_check_data_names_missing_folders(tmp_path):
+    """mmseg's dict data_prefix and mmpretrain's single folder both."""
+    from mmengine.config import Config
+
+    from mmseg_ivpt.apis import ConfigError, check_data
+    (tmp_path / 'images').mkdir()
+    seg = Config(dict(val_dataloader=dict(dataset=dict(
+        data_root=str(tmp_path), data_prefix=dict(
+            img_path='images', seg_map_path='annotations')))))
+    with pytest.raises(ConfigError, match="seg_map_path='annotations' not "
+                       'found'):
+        check_data(seg, ['val_dataloader'])
+    cls = Config(dict(train_dataloader=dict(dataset=dict(
+        data_root=str(tmp_path), data_prefix='train'))))
+    with pytest.raises(ConfigError, match="data_prefix='train' not found"):
+        check_data(cls, ['train_dataloader'])

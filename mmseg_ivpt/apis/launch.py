@@ -45,7 +45,10 @@ def check_data(cfg, loaders: Iterable[str]) -> None:
                     f'your data (in the config, or with --cfg-options '
                     f'{where}.data_root=PATH); docs/data.md says how to '
                     f'prepare it')
-            paths = dict(ds.get('data_prefix') or {})
+            prefix = ds.get('data_prefix') or {}
+            # mmseg: a dict of folders; mmpretrain also takes one folder
+            paths = dict(prefix) if isinstance(prefix, dict) \
+                else dict(data_prefix=prefix)
             if ds.get('ann_file'):
                 paths['ann_file'] = ds['ann_file']
             for key, rel in paths.items():
