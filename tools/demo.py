@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -34,7 +35,6 @@ def run(cmd):
 def chance_miou(ann_dir: str, num_classes: int) -> float:
     """mIoU of predicting the most frequent class everywhere."""
     counts = np.zeros(num_classes)
-    from PIL import Image
     for f in glob.glob(osp.join(ann_dir, '*.png')):
         a = np.asarray(Image.open(f)).astype(int) - 1  # reduce_zero_label
         counts += np.bincount(a[a >= 0], minlength=num_classes)
@@ -42,7 +42,6 @@ def chance_miou(ann_dir: str, num_classes: int) -> float:
 
 
 def side_by_side(img_path, ann_path, pred, palette, out_path):
-    from PIL import Image
     img = np.asarray(Image.open(img_path).convert('RGB'))
     ann = np.asarray(Image.open(ann_path)).astype(int) - 1
     pal = np.asarray(palette, np.uint8)
