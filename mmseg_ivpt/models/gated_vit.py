@@ -106,7 +106,7 @@ class GatedViT(PromptTunedViT):
             with torch.no_grad():
                 self.temperatures.clamp_(*self.temperature_range)
 
-    def query_scale(self, layer: int) -> Optional[Tensor]:
+    def query_scale(self, layer: int, ctx=None) -> Optional[Tensor]:
         if self.temperatures is None:
             return None
         return 1. / self.temperatures[layer]

@@ -214,16 +214,17 @@ class PromptTunedViT(ViTEncoder):
             f'{tried or "no path"}. Set the backbone\'s '
             'init_cfg=dict(type=\'Pretrained\', checkpoint=...)')
 
-    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
-        """img (B, C, H, W) -> tuple over ``out_indices`` of (B, D, H/p, W/p)
-        maps (``featmap``) or (B, D) vectors (``cls_token``,
-        ``avg_featmap``, ``avg_all_tokens``)."""
+    def outputs(self, raw, hw) -> Tuple[Tensor, ...]:
+        """tuple over ``out_indices`` of (B, D, H/p, W/p) maps
+        (``featmap``) or (B, D) vectors (``cls_token``, ``avg_featmap``,
+        ``avg_all_tokens``), from the raw block outputs ``raw`` (see
+        :meth:`ViTEncoder.outputs`)."""
         if self.out_type == 'featmap':
-            return super().forward(img)
+            return super().outputs(raw, hw)
         if self.out_type == 'avg_all_tokens':
-            outs, _ = self.forward_tokens(img, norm=False)
-            return tuple(self._pool_norm(o[:, 1:].mean(dim=1)) for o in outs)
-        outs, _ = self.forward_tokens(img)
+            return tuple(self._pool_norm(o[:, 1:].mean(dim=1))
+                         for o in self.output_tokens(raw, norm=False))
+        outs = self.output_tokens(raw)
         if self.out_type == 'cls_token':
             return tuple(o[:, 0] for o in outs)
         n = 1 + self.num_prompt_tokens  # avg_featmap: the patch tokens

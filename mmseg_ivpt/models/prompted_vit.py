@@ -184,7 +184,7 @@ class PromptedViT(PromptTunedViT):
                 self.express_proj[layer])
 
     # ------------------------------------------------------------------ AR
-    def needs_cls_attention(self, layer: int) -> bool:
+    def needs_cls_attention(self, layer: int, ctx=None) -> bool:
         return (self.ar_prompts is not None and self.ar_mode == 'topk'
                 and layer < self.num_layers - 1)
 

@@ -67,8 +67,9 @@ def resolve_arch(arch: Union[str, dict]) -> Dict[str, int]:
 
 
 def add_to_slot(x: Tensor, r: Tensor) -> Tensor:
-    """x (B, T, C) plus r (N, C) at the prompt slot, positions 1..N."""
-    return x + F.pad(r.to(x.dtype), (0, 0, 1, x.shape[1] - 1 - r.shape[0]))
+    """x (B, T, C) plus r at the prompt slot, positions 1..N: r (N, C) is
+    the same for every sample, r (B, N, C) one per sample."""
+    return x + F.pad(r.to(x.dtype), (0, 0, 1, x.shape[1] - 1 - r.shape[-2]))
 
 
 #: Residuals a method may add at the prompt slot of a block (EXPRESS):
@@ -182,6 +183,11 @@ class Attention(nn.Module):
     matrix is never materialised. ``explicit=True``
     computes everything through an explicit softmax instead (reference path
     for tests).
+
+    ``q_scale``: a scalar, or (B, 1, 1, 1) per sample, multiplying the
+    queries. ``attn_mask``: (B, 1, 1, T) bool, False at keys no query may
+    attend to (the padding of a packed batch of sequences of different
+    lengths, :mod:`.multitask`); None: every key.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
@@ -197,7 +203,8 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, q_scale: Optional[Tensor] = None,
                 cls_attn: bool = False, explicit: bool = False,
-                residuals: Optional[Tuple[Tensor, Tensor]] = None
+                residuals: Optional[Tuple[Tensor, Tensor]] = None,
+                attn_mask: Optional[Tensor] = None
                 ) -> Tuple[Tensor, Optional[Tensor]]:
         b, t, c = x.shape
         qkv = self.qkv(x)
@@ -212,16 +219,22 @@ class Attention(nn.Module):
         row = None
         if explicit:
             attn = (q * self.scale) @ k.transpose(-2, -1)
+            if attn_mask is not None:
+                attn = attn.masked_fill(~attn_mask, float('-inf'))
             attn = attn.softmax(dim=-1)
             if cls_attn:
                 row = attn[:, :, 0]
             out = F.dropout(attn, drop, self.training) @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask,
+                                                 dropout_p=drop)
             if cls_attn:
                 # only ever used for a ranking (top-k): no autograd graph
                 with torch.no_grad():
                     logits = (q[:, :, :1] * self.scale) @ k.transpose(-2, -1)
+                    if attn_mask is not None:
+                        logits = logits.masked_fill(~attn_mask,
+                                                    float('-inf'))
                     row = logits.softmax(dim=-1)[:, :, 0]
         out = self.proj(out.transpose(1, 2).reshape(b, t, c))
         if residuals is not None:  # (N, D) after the output projection
@@ -261,8 +274,9 @@ class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm1(x)), then + mlp(norm2(x)).
 
     Returns (x (B, T, D), cls_attn (B, heads, T) or None). ``residuals``
-    (:data:`SlotResiduals`) are added at the prompt slot after norm1, the
-    qkv projection and the output projection.
+    (:data:`SlotResiduals`, each (N, C) or (B, N, C)) are added at the
+    prompt slot after norm1, the qkv projection and the output projection;
+    ``q_scale`` and ``attn_mask``: :class:`Attention`.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int,
@@ -278,13 +292,15 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, q_scale: Optional[Tensor] = None,
                 cls_attn: bool = False, explicit: bool = False,
-                residuals: Optional[SlotResiduals] = None
+                residuals: Optional[SlotResiduals] = None,
+                attn_mask: Optional[Tensor] = None
                 ) -> Tuple[Tensor, Optional[Tensor]]:
         h = self.norm1(x)
         if residuals is not None:
             h = add_to_slot(h, residuals[0])
             residuals = residuals[1:]
-        a, row = self.attn(h, q_scale, cls_attn, explicit, residuals)
+        a, row = self.attn(h, q_scale, cls_attn, explicit, residuals,
+                           attn_mask)
         x = x + self.drop_path(a)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x, row
@@ -426,10 +442,19 @@ class ViTEncoder(nn.Module):
         the block received; cls_attn (B, heads, T) if asked for, else None."""
         return x_out
 
-    def needs_cls_attention(self, layer: int) -> bool:
+    def needs_cls_attention(self, layer: int, ctx=None) -> bool:
+        """Whether block ``layer`` computes the cls row of its attention
+        for :meth:`exit_block`."""
         return False
 
-    def query_scale(self, layer: int) -> Optional[Tensor]:
+    def query_scale(self, layer: int, ctx=None) -> Optional[Tensor]:
+        """What block ``layer`` multiplies its queries by (a scalar tensor,
+        or (B, 1, 1, 1)); None: nothing."""
+        return None
+
+    def attention_mask(self, layer: int, ctx) -> Optional[Tensor]:
+        """Keys block ``layer`` may attend to, (B, 1, 1, T) bool; None: all
+        (only a packed batch of several tasks pads, :mod:`.multitask`)."""
         return None
 
     def block_residuals(self, layer: int, ctx) -> Optional[SlotResiduals]:
@@ -452,42 +477,75 @@ class ViTEncoder(nn.Module):
         x = torch.cat([cls, x], dim=1) + pos
         return self.pos_drop(x), hw
 
-    def _run_block(self, layer: int, x: Tensor, ctx=None):
+    def _run_block(self, layer: int, x: Tensor, ctx=None, hooks=None):
+        hooks = self if hooks is None else hooks
         blk = self.blocks[layer]
-        args = (x, self.query_scale(layer), self.attention_record is not None
-                or self.needs_cls_attention(layer),
-                self.explicit_attention, self.block_residuals(layer, ctx))
+        args = (x, hooks.query_scale(layer, ctx),
+                self.attention_record is not None
+                or hooks.needs_cls_attention(layer, ctx),
+                self.explicit_attention, hooks.block_residuals(layer, ctx),
+                hooks.attention_mask(layer, ctx))
         if self.with_cp and self.training and torch.is_grad_enabled():
             return checkpoint(blk, *args, use_reentrant=False)
         return blk(*args)
 
+    def run_blocks(self, x: Tensor, ctx, keep: Sequence[int],
+                   hooks=None) -> Dict[int, Tensor]:
+        """The one loop over the blocks. x: [cls, patches] (B, 1+M, D) from
+        :meth:`embed`; returns the raw output (B, T, D) of every block in
+        ``keep`` (no final norm), stopping after the last of them.
+
+        ``hooks``: the object whose hook methods (:meth:`enter_block`...)
+        the loop calls; default this encoder. A
+        :class:`~.multitask.TaskMux` passes itself to run the blocks of a
+        shared encoder for several methods at once.
+        """
+        hooks = self if hooks is None else hooks
+        outs = {}
+        for layer in range(max(keep) + 1):
+            x_in = hooks.enter_block(layer, x, ctx)
+            x_out, row = self._run_block(layer, x_in, ctx, hooks)
+            if self.attention_record is not None:
+                self.attention_record.cls_attn[layer] = row.detach()
+            x = hooks.exit_block(layer, x_in, x_out, row, ctx)
+            if layer in keep:
+                outs[layer] = x
+        return outs
+
+    def output_tokens(self, raw: Dict[int, Tensor], norm: bool = True
+                      ) -> List[Tensor]:
+        """The token sequences of the ``out_indices`` blocks from their raw
+        outputs ``raw`` (:meth:`run_blocks`), the last block's final-normed
+        when ``norm`` and ``final_norm``."""
+        last = self.num_layers - 1
+        return [self.norm(raw[i]) if norm and self.final_norm and i == last
+                else raw[i] for i in self.out_indices]
+
     def forward_tokens(self, img: Tensor, norm: bool = True
                        ) -> Tuple[List[Tensor], Tuple[int, int]]:
         """Run the blocks; return the token sequences (B, T, D) of the
-        ``out_indices`` blocks (the last one final-normed when ``norm`` and
-        ``final_norm``) and the patch grid (h, w)."""
+        ``out_indices`` blocks (:meth:`output_tokens`) and the patch grid
+        (h, w)."""
         x, hw = self.embed(img)
-        ctx = self.forward_context()
-        outs = []
-        last = self.num_layers - 1
-        for layer in range(self.num_layers):
-            x_in = self.enter_block(layer, x, ctx)
-            x_out, row = self._run_block(layer, x_in, ctx)
-            if self.attention_record is not None:
-                self.attention_record.cls_attn[layer] = row.detach()
-            x = self.exit_block(layer, x_in, x_out, row, ctx)
-            if layer in self.out_indices:
-                normed = norm and self.final_norm and layer == last
-                outs.append(self.norm(x) if normed else x)
-        return outs, hw
+        raw = self.run_blocks(x, self.forward_context(), self.out_indices)
+        return self.output_tokens(raw, norm), hw
 
-    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
-        """Patch-token maps (B, D, h, w) of the ``out_indices`` blocks."""
-        outs, hw = self.forward_tokens(img)
+    def outputs(self, raw: Dict[int, Tensor], hw: Tuple[int, int]
+                ) -> Tuple[Tensor, ...]:
+        """What :meth:`forward` returns, from the raw block outputs of
+        :meth:`run_blocks` and the patch grid ``hw``: patch-token maps
+        (B, D, h, w) of the ``out_indices`` blocks."""
         n = 1 + self.num_prompt_tokens
         return tuple(
             o[:, n:].transpose(1, 2).reshape(o.shape[0], -1, *hw)
-            for o in outs)
+            for o in self.output_tokens(raw))
+
+    def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
+        """Patch-token maps (B, D, h, w) of the ``out_indices`` blocks (the
+        form :meth:`outputs` gives)."""
+        x, hw = self.embed(img)
+        return self.outputs(
+            self.run_blocks(x, self.forward_context(), self.out_indices), hw)
 
 
 def prompt_init_bound(patch_size: int, embed_dims: int) -> float:
