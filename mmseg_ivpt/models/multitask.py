@@ -29,12 +29,17 @@ belong to different tasks through the blocks together:
 Pure torch: benchmarkable without the OpenMMLab packages. The bank of whole
 tasks (configs, checkpoints, heads) is :mod:`mmseg_ivpt.apis.bank`.
 """
+import math
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoint import (CheckpointMismatchError, convert_to_timm,
+                         detect_layout, load_encoder_weights, logger,
+                         read_checkpoint, unwrap_state_dict)
 from .prompt_tuned import PromptTunedViT
 from .vit import ViTEncoder, resize_pos_embed
 
@@ -65,6 +70,22 @@ def tensor_bytes(tensors) -> int:
             seen.add(key)
             total += t.untyped_storage().nbytes()
     return total
+
+
+def check_task_backbone(name: str, backbone) -> None:
+    """A named error unless ``backbone`` can join a mux: a PromptedViT or
+    GatedViT that leaves the encoder frozen."""
+    from .prompted_swin import PromptedSwin
+    if not isinstance(backbone, PromptTunedViT) or \
+            isinstance(backbone, PromptedSwin):
+        raise TypeError(f'task {name!r}: the backbone is '
+                        f'{type(backbone).__name__}; a bank serves '
+                        f'PromptedViT and GatedViT')
+    if backbone.finetune != 'prompt':
+        raise ValueError(f"task {name!r}: finetune={backbone.finetune!r} "
+                         f"trains the encoder's own weights, so it cannot "
+                         f"share the frozen ViT; a bank serves "
+                         f"finetune='prompt' tasks")
 
 
 class _Unit:
@@ -122,26 +143,45 @@ class TaskMux(nn.Module):
         self.tasks = nn.ModuleDict()
         self._pos: Dict[Tuple[int, int], nn.Parameter] = {}
 
+    @classmethod
+    def from_pretrained(cls, path: str, like: ViTEncoder) -> 'TaskMux':
+        """A mux whose shared ViT is the pretrained file ``path`` (any
+        layout :func:`~.checkpoint.load_pretrained` reads), built like the
+        backbone ``like`` (heads, eps... are not in the file) at the file's
+        own position grid; its fingerprint is the one prompt-only
+        checkpoints record."""
+        sd = unwrap_state_dict(read_checkpoint(path))
+        pos = convert_to_timm(sd, detect_layout(sd)).get('pos_embed')
+        side = math.isqrt(pos.shape[1] - 1) if pos is not None else 0
+        if pos is None or side * side != pos.shape[1] - 1:
+            shape = None if pos is None else tuple(pos.shape)
+            raise CheckpointMismatchError(
+                f'{path}: no square grid of position embeddings with one cls '
+                f'position (pos_embed {shape})')
+        sig = encoder_signature(like)
+        enc = ViTEncoder(
+            arch={k: sig[k] for k in ('embed_dims', 'num_layers', 'num_heads',
+                                      'feedforward_channels')},
+            img_size=side * sig['patch_size'], patch_size=sig['patch_size'],
+            in_channels=sig['in_channels'], qkv_bias=sig['qkv_bias'],
+            norm_eps=sig['norm_eps'], patch_bias=sig['patch_bias'])
+        layout = load_encoder_weights(enc, sd, source=path)
+        enc.pretrained_path = path if '://' in path else os.path.abspath(path)
+        logger.info('TaskMux: the shared ViT is %s (%s layout, fingerprint '
+                    '%s)', enc.pretrained_path, layout,
+                    enc.pretrained_fingerprint)
+        return cls(enc)
+
     # ------------------------------------------------------------- tasks
     def add(self, name: str, backbone: PromptTunedViT) -> PromptTunedViT:
         """Make ``backbone``'s frozen ViT the mux's own tensors (its own are
         dropped) and register it as task ``name``; returns it. Load the
         task's checkpoint *after* this: a prompt-only checkpoint then checks
         the fingerprint of the shared ViT it records."""
-        from .prompted_swin import PromptedSwin
         if name in self.tasks:
             raise ValueError(f'two tasks are named {name!r}; task names must '
                              f'be unique')
-        if not isinstance(backbone, PromptTunedViT) or \
-                isinstance(backbone, PromptedSwin):
-            raise TypeError(f'task {name!r}: the backbone is '
-                            f'{type(backbone).__name__}; a bank serves '
-                            f'PromptedViT and GatedViT')
-        if backbone.finetune != 'prompt':
-            raise ValueError(f"task {name!r}: finetune={backbone.finetune!r} "
-                             f"trains the encoder's own weights, so it cannot "
-                             f"share the frozen ViT; a bank serves "
-                             f"finetune='prompt' tasks")
+        check_task_backbone(name, backbone)
         want, got = encoder_signature(self.encoder), encoder_signature(
             backbone)
         diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}

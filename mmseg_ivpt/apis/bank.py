@@ -1,0 +1,397 @@
+"""PromptBank: the tasks of this toolbox served by one frozen ViT, mixed in
+one batch (docs/bank.md).
+
+A task is a config of this toolbox (classification in the mmpretrain scope,
+segmentation in the mmseg scope) and a checkpoint it trained, prompt-only or
+full. The bank builds every task's model, makes the frozen ViT of each the
+same tensors (:class:`~mmseg_ivpt.models.multitask.TaskMux`: one copy,
+whatever the number of tasks) and loads each checkpoint onto it, refusing a
+task trained on another ViT: a prompt-only checkpoint records the
+fingerprint of the ViT it was trained on, a full one carries the ViT itself,
+which must equal the bank's tensor for tensor.
+
+:meth:`PromptBank.predict` takes images and the task of each. Each image goes
+through its task's own test pipeline and data preprocessor (as mmseg's
+``inference_model`` and mmpretrain's inferencer do); the task's own inference
+code (``model.predict``: whole or sliding-window segmentation, the
+classification head) then runs twice: once to *record* the inputs it gives
+its backbone (for segmentation ``encode_decode`` is stubbed, so nothing is
+computed; for classification the input is the preprocessed batch itself),
+and once, after one pass of *all* recorded inputs of all tasks through the
+shared blocks, with its backbone *replaying* those features. So each task's
+heads run on their own samples with their own code, and the encoder runs
+once for the batch.
+"""
+import copy
+import os
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..models.checkpoint import EncoderMismatchError
+from ..models.multitask import (MUX_MODES, TaskMux, check_task_backbone,
+                                tensor_bytes)
+from .analysis import scope_of
+
+#: What a task entry of a bank has; ``cfg_options`` is optional.
+TASK_KEYS = ('name', 'config', 'checkpoint')
+OPTIONAL_TASK_KEYS = ('cfg_options', )
+BANK_KEYS = ('encoder', 'tasks')
+OPTIONAL_BANK_KEYS = ('device', 'mode')
+KINDS = {'mmseg': 'segmentation', 'mmpretrain': 'classification'}
+
+ImageInput = Union[str, np.ndarray]
+
+
+class BankError(ValueError):
+    """A bank or a call of it is malformed; the message names the field."""
+
+
+class _Replay(nn.Module):
+    """Stands in for a task's backbone: returns, call by call, the features
+    the shared pass computed for the inputs recorded before."""
+
+    def __init__(self, name: str, calls: List[Tensor],
+                 feats: List[Tuple[Tensor, ...]]):
+        super().__init__()
+        self.name, self.calls, self.feats, self.i = name, calls, feats, 0
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        i = self.i
+        if i >= len(self.calls) or not torch.equal(x, self.calls[i]):
+            raise RuntimeError(
+                f'task {self.name!r}: its inference called the backbone '
+                f'with other inputs than it did when they were recorded '
+                f'(call {i}); a bank needs deterministic inference code')
+        self.i += 1
+        return self.feats[i]
+
+
+def _check_keys(what: str, doc, required: Sequence[str],
+                optional: Sequence[str]) -> None:
+    """A named error unless ``doc`` is a mapping with every ``required``
+    key set and no key outside ``required`` + ``optional``."""
+    if not isinstance(doc, dict):
+        raise BankError(f'{what} must be a mapping with keys '
+                        f'{list(required)}, got {doc!r}')
+    missing = [k for k in required if not doc.get(k)]
+    extra = [k for k in doc if k not in tuple(required) + tuple(optional)]
+    if missing or extra:
+        raise BankError(f'{what}: missing {missing}, unknown {extra}; '
+                        f'allowed: {list(required)} and optionally '
+                        f'{list(optional)}')
+
+
+def _check_spec(spec, i: int) -> dict:
+    name = spec.get('name', 'no name') if isinstance(spec, dict) else None
+    _check_keys(f'tasks[{i}] ({name})', spec, TASK_KEYS, OPTIONAL_TASK_KEYS)
+    if not isinstance(spec['name'], str):
+        raise BankError(f'tasks[{i}]: name must be a string, got '
+                        f'{spec["name"]!r}')
+    return spec
+
+
+class PromptBank:
+    """One frozen ViT and any number of tasks trained on it.
+
+    Args:
+        encoder: the pretrained ViT file every task was trained on (the
+            file its ``init_cfg`` named; any layout the backbones read).
+        tasks: dicts with ``name``, ``config`` (a config file of this
+            toolbox), ``checkpoint`` (prompt-only or full) and optionally
+            ``cfg_options`` (a dict merged into the config, as
+            ``--cfg-options``).
+        device: where the bank runs.
+        mode: ``'pad'`` or ``'group'``, how sequences of different lengths
+            share the blocks (:mod:`mmseg_ivpt.models.multitask`).
+
+    Attributes: ``models`` (name -> the task's model, its backbone sharing
+    the ViT), ``kinds`` (name -> ``'classification'`` / ``'segmentation'``),
+    ``mux`` (the :class:`TaskMux`).
+    """
+
+    def __init__(self, encoder: str, tasks: Sequence[dict],
+                 device: str = 'cpu', mode: str = 'pad'):
+        if mode not in MUX_MODES:
+            raise BankError(f'mode={mode!r}; allowed: {MUX_MODES}')
+        if not tasks:
+            raise BankError('a bank needs at least one task')
+        specs = [_check_spec(s, i) for i, s in enumerate(tasks)]
+        names = [s['name'] for s in specs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise BankError(f'two tasks are named {dup[0]!r}; task names '
+                            f'must be unique (names: {names})')
+        for s in specs:
+            for key in ('config', 'checkpoint'):
+                if not os.path.isfile(s[key]):
+                    raise FileNotFoundError(
+                        f'task {s["name"]!r}: {key} {s[key]} does not exist')
+        self.encoder_path, self.device, self.mode = encoder, device, mode
+        self.mux: Optional[TaskMux] = None
+        self.models: Dict[str, nn.Module] = {}
+        self.kinds: Dict[str, str] = {}
+        self._pipelines = {}
+        for s in specs:
+            self._add(s)
+        self.mux.to(device)
+        for m in self.models.values():
+            m.to(device)
+
+    @classmethod
+    def from_yaml(cls, path: str, **overrides) -> 'PromptBank':
+        """A bank from a YAML file (docs/bank.md): ``encoder``, ``tasks``
+        (each ``name``, ``config``, ``checkpoint``, optional
+        ``cfg_options``), optional ``device`` and ``mode``. Relative paths
+        are relative to the YAML file's folder. ``overrides`` (device,
+        mode) win over the file."""
+        import yaml
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        _check_keys(path, doc, BANK_KEYS, OPTIONAL_BANK_KEYS)
+        if not isinstance(doc['tasks'], list):
+            raise BankError(f'{path}: tasks must be a list of tasks')
+        here = os.path.dirname(os.path.abspath(path))
+
+        def rel(p):
+            return p if '://' in str(p) else os.path.join(
+                here, os.path.expanduser(str(p)))
+
+        tasks = []
+        for i, spec in enumerate(doc['tasks']):
+            spec = dict(_check_spec(spec, i))
+            spec['config'], spec['checkpoint'] = rel(spec['config']), rel(
+                spec['checkpoint'])
+            tasks.append(spec)
+        kw = {k: doc[k] for k in OPTIONAL_BANK_KEYS if k in doc}
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(rel(doc['encoder']), tasks, **kw)
+
+    # -------------------------------------------------------------- build
+    def _add(self, spec: dict) -> None:
+        from mmengine.config import Config
+        from mmengine.registry import DefaultScope
+        name = spec['name']
+        cfg = Config.fromfile(spec['config'])
+        if spec.get('cfg_options'):
+            cfg.merge_from_dict(spec['cfg_options'])
+        scope = scope_of(cfg)
+        registry = _registry(scope)
+        if cfg.get('data_preprocessor'):  # a top-level one, as the runner
+            cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+        with DefaultScope.overwrite_default_scope(scope):
+            model = registry.MODELS.build(cfg.model)
+            self._pipelines[name] = _test_pipeline(cfg, registry)
+        check_task_backbone(name, model.backbone)
+        if self.mux is None:
+            self.mux = TaskMux.from_pretrained(self.encoder_path,
+                                               model.backbone)
+        self.mux.add(name, model.backbone)
+        meta = self._load_checkpoint(name, model, spec['checkpoint'])
+        model.cfg = cfg
+        model.dataset_meta = meta.get('dataset_meta')
+        self.models[name] = model.eval()
+        self.kinds[name] = KINDS[scope]
+
+    def _load_checkpoint(self, name: str, model: nn.Module,
+                         path: str) -> dict:
+        """Load ``path`` into task ``name``'s model whose backbone already
+        shares the bank's ViT; returns the checkpoint's ``meta``. The shared
+        tensors are never written: a full checkpoint's frozen ViT must equal
+        them (else :class:`EncoderMismatchError`) and is then left out; a
+        prompt-only one is checked by its recorded fingerprint."""
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+        from ..utils.safe_load import load_checkpoint_file
+        ckpt = load_checkpoint_file(path, map_location='cpu')
+        if not isinstance(ckpt, dict):
+            raise BankError(f'task {name!r}: {path} is not a checkpoint '
+                            f'dict')
+        sd = ckpt.get('state_dict', ckpt)
+        meta_sd = getattr(sd, '_metadata', OrderedDict())
+        if sd and all(k.startswith('module.') for k in sd):
+            sd = OrderedDict((k[len('module.'):], v) for k, v in sd.items())
+        bb = model.backbone
+        own = bb.state_dict()
+        frozen = {f'backbone.{k}': own[k]
+                  for k in bb.encoder_state_dict_keys()}
+        differ = [k for k in frozen if k in sd and (
+            sd[k].shape != frozen[k].shape
+            or not torch.equal(sd[k].to(frozen[k].dtype), frozen[k]))]
+        if differ:
+            raise EncoderMismatchError(
+                f'task {name!r}: {path} holds another frozen ViT than the '
+                f"bank's encoder {self.mux.encoder.pretrained_path} "
+                f'({len(differ)} tensors differ, e.g. {differ[:3]}); its '
+                f'heads and prompts belong to that ViT')
+        kept = OrderedDict((k, v) for k, v in sd.items() if k not in frozen)
+        kept._metadata = meta_sd
+        try:
+            _load_checkpoint_to_model(model, dict(state_dict=kept),
+                                      strict=True)
+        except EncoderMismatchError as e:
+            raise EncoderMismatchError(f'task {name!r}: {e}') from None
+        return ckpt.get('meta') or {}
+
+    # ------------------------------------------------------------ predict
+    @property
+    def names(self) -> List[str]:
+        return list(self.models)
+
+    def predict(self, images: Sequence[ImageInput], tasks: Sequence[str],
+                mode: Optional[str] = None) -> list:
+        """The prediction of each image by its task, in the given order:
+        mmpretrain ``DataSample`` (``pred_score``, ``pred_label``) for a
+        classification task, mmseg ``SegDataSample`` (``pred_sem_seg``,
+        ``seg_logits``) for a segmentation task; each equal to what the
+        task's model alone gives. ``images``: paths or BGR uint8 arrays
+        (H, W, 3); ``tasks``: one name per image. All images go through
+        the shared blocks in one pass (``mode``: see the class)."""
+        mode = mode or self.mode
+        if mode not in MUX_MODES:
+            raise BankError(f'mode={mode!r}; allowed: {MUX_MODES}')
+        if isinstance(tasks, str) or isinstance(images, (str, np.ndarray)):
+            raise BankError('images and tasks are lists, one task name per '
+                            'image')
+        images, tasks = list(images), list(tasks)
+        if len(images) != len(tasks):
+            raise BankError(f'{len(images)} images but {len(tasks)} task '
+                            f'names; give one task per image')
+        unknown = sorted({t for t in tasks if t not in self.models},
+                         key=str)
+        if unknown:
+            raise BankError(f'unknown task {unknown[0]!r}; the bank has '
+                            f'{self.names}')
+        with torch.no_grad():
+            return self._predict(images, tasks, mode)
+
+    def _predict(self, images, tasks, mode) -> list:
+        # 1. each image through its task's pipeline and preprocessor;
+        #    units: the images of one task and one input size
+        units: Dict[tuple, List[Tuple[int, Tensor, object]]] = {}
+        for i, (img, name) in enumerate(zip(images, tasks)):
+            x, sample = self._prepare(name, img)
+            units.setdefault((name, tuple(x.shape[1:])), []).append(
+                (i, x, sample))
+        # 2. what each unit's inference gives its backbone
+        plans = []
+        for (name, _), items in units.items():
+            inputs = torch.cat([x for _, x, _ in items])
+            samples = [s for _, _, s in items]
+            plans.append((name, items, inputs, samples,
+                          self._record(name, inputs, samples)))
+        # 3. one pass of all of them through the shared blocks
+        mux_units: Dict[tuple, List[Tensor]] = {}
+        for name, _, _, _, calls in plans:
+            for c in calls:
+                mux_units.setdefault((name, tuple(c.shape[1:])), []).append(c)
+        keys = list(mux_units)
+        outs = self.mux([(k[0], torch.cat(mux_units[k])) for k in keys],
+                        mode=mode)
+        feats = {}
+        for k, out in zip(keys, outs):
+            sizes = [c.shape[0] for c in mux_units[k]]
+            feats[k] = list(zip(*(o.split(sizes) for o in out)))
+        # 4. each unit's inference again, its backbone replaying
+        results = [None] * len(images)
+        for name, items, inputs, samples, calls in plans:
+            mine = [feats[(name, tuple(c.shape[1:]))].pop(0) for c in calls]
+            model = self.models[name]
+            backbone = model.backbone
+            model.backbone = _Replay(name, calls, mine)
+            try:
+                preds = model.predict(inputs, samples)
+            finally:
+                model.backbone = backbone
+            for (i, _, _), p in zip(items, preds):
+                results[i] = p
+        return results
+
+    def _prepare(self, name: str, image: ImageInput):
+        """(inputs (1, C, H, W), data sample) of one image for task
+        ``name``, as the toolbox's own inference prepares it."""
+        from mmengine.dataset import pseudo_collate
+        if isinstance(image, np.ndarray):
+            img, data = image, {}
+        else:
+            import mmcv
+            img = mmcv.imread(image)
+            if img is None:
+                raise BankError(f'cannot read image {image!r}')
+            data = dict(img_path=image)
+        data.update(img=img, img_shape=img.shape[:2],
+                    ori_shape=img.shape[:2])
+        data = self._pipelines[name](data)
+        model = self.models[name]
+        data = model.data_preprocessor(pseudo_collate([data]), False)
+        return data['inputs'], data['data_samples'][0]
+
+    def _record(self, name: str, inputs: Tensor, samples) -> List[Tensor]:
+        """The inputs task ``name``'s inference gives its backbone for
+        ``inputs``: the batch itself for a classifier; for a segmentor, the
+        whole image or the sliding-window crops, found by running its
+        ``predict`` with ``encode_decode`` stubbed out."""
+        if self.kinds[name] == 'classification':
+            return [inputs]
+        model, calls = self.models[name], []
+
+        def record(x, metas):
+            calls.append(x)
+            return x.new_zeros((x.shape[0], model.out_channels) +
+                               tuple(x.shape[-2:]))
+
+        model.encode_decode = record
+        try:
+            model.predict(inputs, copy.deepcopy(samples))
+        finally:
+            del model.encode_decode
+        return calls
+
+    # ------------------------------------------------------------- memory
+    def memory(self) -> dict:
+        """Bytes of the weights: ``shared`` (the ViT, once), per task what
+        it adds (``tasks``: its method's tensors, heads, any resampled
+        position table it alone uses), the bank in all (``bank``) and the
+        tasks as separate models (``separate``: each with its own ViT)."""
+        shared = self.mux.shared_tensors()
+        shared_ptrs = {t.untyped_storage().data_ptr() for t in shared}
+        per_task, separate, everything = {}, 0, list(shared)
+        for name, m in self.models.items():
+            ts = list(m.parameters()) + list(m.buffers())
+            everything += ts
+            per_task[name] = tensor_bytes(
+                [t for t in ts
+                 if t.untyped_storage().data_ptr() not in shared_ptrs])
+            separate += tensor_bytes(ts)
+        return dict(shared=tensor_bytes(shared), tasks=per_task,
+                    bank=tensor_bytes(everything), separate=separate)
+
+
+def _registry(scope: str):
+    """The registry module of a scope (mmseg.registry or
+    mmpretrain.registry), importing the toolbox and mmseg_ivpt."""
+    import importlib
+    importlib.import_module('mmseg_ivpt')  # registers the backbones
+    importlib.import_module(f'{scope}.models')
+    importlib.import_module(f'{scope}.datasets')
+    return importlib.import_module(f'{scope}.registry')
+
+
+def _test_pipeline(cfg, registry):
+    """The config's test pipeline without its loading steps (the bank loads
+    images itself), built in the config's scope."""
+    from mmengine.dataset import Compose
+    loader = cfg.get('test_dataloader') or {}
+    steps = (loader.get('dataset') or {}).get('pipeline') or \
+        cfg.get('test_pipeline')
+    if not steps:
+        raise BankError('the config has no test pipeline '
+                        '(test_dataloader.dataset.pipeline)')
+    return Compose([registry.TRANSFORMS.build(copy.deepcopy(t))
+                    for t in steps if not str(t['type']).startswith('Load')])
+
+
+__all__ = ['BankError', 'PromptBank']

@@ -1,0 +1,310 @@
+"""PromptBank and tools/multitask_infer.py on three tasks trained here
+through tools/train.py on one random tiny ViT: two classification tasks
+(iVPT N=3 with AR k=2; VPT-deep N=5 without AR) and one segmentation task
+(iVPT N=8, SETR-PUP). Every image of a mixed batch must get what its task's
+model alone gives through the toolbox's own inference API."""
+import json
+import os
+import os.path as osp
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from ivpt_helpers import TINY
+from PIL import Image
+from test_classification_data import make_fgvc, make_vtab
+from test_classification_e2e import small_config
+
+from mmseg_ivpt.models.checkpoint import EncoderMismatchError
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
+# the same ViT for all, at the segmentation grid (64 / 8); the
+# classification tasks (32 pixels) resample its position table
+SLIDE = {'model.test_cfg': dict(mode='slide', crop_size=(48, 48),
+                                stride=(32, 32))}
+
+
+def _train(cfg, work, *opts):
+    cmd = [sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)]
+    if opts:
+        cmd += ['--cfg-options', *opts]
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _image(path, h, w, seed):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Three tasks trained in parallel; returns paths and test images."""
+    from mmseg_ivpt.datasets import generate_shapes_dataset
+    from mmseg_ivpt.models import ViTEncoder
+    tmp = tmp_path_factory.mktemp('bank')
+    torch.manual_seed(0)
+    vit = str(tmp / 'vit.pth')
+    torch.save(ViTEncoder(arch=TINY, img_size=64, patch_size=8).state_dict(),
+               vit)
+    torch.save(ViTEncoder(arch=TINY, img_size=64, patch_size=8).state_dict(),
+               str(tmp / 'other_vit.pth'))
+    make_vtab(tmp / 'vtab', task='eurosat', n=8)
+    make_fgvc(tmp / 'cub', labels=(1, 5, 7, 5, 1, 7, 7, 1))
+    (tmp / 'a').mkdir()
+    (tmp / 'b').mkdir()
+    cfg_a = small_config(tmp / 'a', 'configs/vtab/ivpt_vitb16_eurosat.py',
+                         f"data_root={str(tmp / 'vtab')!r}", vit)
+    cfg_b = small_config(tmp / 'b', 'configs/fgvc/ivpt_vitb16_cub.py',
+                         f"data_root={str(tmp / 'cub')!r}", vit)
+    shapes = generate_shapes_dataset(str(tmp / 'shapes'), num_train=8,
+                                     num_val=2)
+    seg_cfg = tmp / 'seg_tiny.py'
+    seg_cfg.write_text(textwrap.dedent(f"""
+        _base_ = [{SEG_CFG!r}]
+        model = dict(backbone=dict(arch=dict(_delete_=True, **{TINY!r})),
+                     decode_head=dict(in_channels=64),
+                     auxiliary_head=dict(in_channels=64))
+    """))
+    seg_opts = [f'{k}_dataloader.dataset.data_root={shapes}'
+                for k in ('train', 'val', 'test')]
+    seg_opts += [f'model.backbone.init_cfg.checkpoint={vit}',
+                 'train_dataloader.batch_size=4', 'train_cfg.max_iters=4',
+                 'train_cfg.val_interval=4',
+                 'default_hooks.checkpoint.interval=4',
+                 'param_scheduler.0.end=4']
+    runs = [_train(cfg_a, tmp / 'work_a'),
+            _train(cfg_b, tmp / 'work_b', 'model.backbone.num_prompts=5',
+                   'model.backbone.ar_tokens=0',
+                   "model.backbone.prompt_structure='deep'",
+                   'model.backbone.dynamic_aggregation=False'),
+            _train(str(seg_cfg), tmp / 'work_seg', *seg_opts)]
+    for r in runs:
+        out, _ = r.communicate(timeout=900)
+        assert r.returncode == 0, out[-5000:]
+    tasks = dict(
+        eurosat=dict(config=str(tmp / 'work_a' / 'cfg.py'),
+                     checkpoint=str(tmp / 'work_a' / 'epoch_2.pth')),
+        cub=dict(config=str(tmp / 'work_b' / 'cfg.py'),
+                 checkpoint=str(tmp / 'work_b' / 'epoch_2.pth')),
+        shapes=dict(config=str(tmp / 'work_seg' / 'seg_tiny.py'),
+                    checkpoint=str(tmp / 'work_seg' / 'iter_4.pth')))
+    imgs = dict(
+        eurosat=[_image(tmp / 'img' / f'e{i}.png', 40 + 4 * i, 36, i)
+                 for i in range(3)],
+        cub=[_image(tmp / 'img' / f'c{i}.jpg', 48, 44 + 8 * i, 10 + i)
+             for i in range(3)],
+        shapes=[osp.join(shapes, 'images', 'validation', f)
+                for f in sorted(os.listdir(osp.join(shapes, 'images',
+                                                    'validation')))]
+        + [_image(tmp / 'img' / 's_wide.png', 64, 80, 20)])
+    return dict(tmp=tmp, vit=vit, tasks=tasks, imgs=imgs)
+
+
+def write_bank(trained, path, tasks=None, encoder=None, **extra):
+    """A bank YAML with paths relative to its folder."""
+    here = osp.dirname(str(path))
+    tasks = tasks or [dict(name=n, **t) for n, t in trained['tasks'].items()]
+    rel = [{k: (osp.relpath(v, here) if k in ('config', 'checkpoint') else v)
+            for k, v in t.items()} for t in tasks]
+    doc = dict(encoder=osp.relpath(encoder or trained['vit'], here),
+               tasks=rel, **extra)
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def bank(trained):
+    from mmseg_ivpt.apis.bank import PromptBank
+    tasks = [dict(name=n, **t) for n, t in trained['tasks'].items()]
+    tasks.append(dict(name='shapes_slide', cfg_options=SLIDE,
+                      **trained['tasks']['shapes']))
+    return PromptBank.from_yaml(write_bank(trained, trained['tmp'] /
+                                           'bank.yaml', tasks))
+
+
+@pytest.fixture(scope='module')
+def alone(trained):
+    """Each image's output from its task's own model, through the toolbox's
+    inference API (mmseg's inference_model, mmpretrain's inferencer)."""
+    from mmengine.config import Config
+
+    from mmseg_ivpt.apis.analysis import load_model
+    out = {}
+    for name, t in list(trained['tasks'].items()) + [
+            ('shapes_slide', trained['tasks']['shapes'])]:
+        cfg = Config.fromfile(t['config'])
+        if name == 'shapes_slide':
+            cfg.merge_from_dict(SLIDE)
+        _, infer = load_model(cfg, t['checkpoint'])
+        for img in trained['imgs'][name.split('_')[0]]:
+            r = infer(img)
+            out[name, img] = (r.seg_logits.data.numpy() if 'shapes' in name
+                              else r['pred_scores'])
+    return out
+
+
+def _output(pred):
+    if hasattr(pred, 'seg_logits'):
+        return pred.seg_logits.data.numpy()
+    return pred.pred_score.numpy()
+
+
+@pytest.mark.parametrize('mode', ['pad', 'group'])
+def test_mixed_batch_equals_each_task_alone(trained, bank, alone, mode):
+    items = [(n, img) for n in bank.names
+             for img in trained['imgs'][n.split('_')[0]]]
+    assert len(items) == 3 + 3 + 3 + 3
+    for seed in range(3):  # any order of the samples
+        random.Random(seed).shuffle(items)
+        preds = bank.predict([i for _, i in items], [n for n, _ in items],
+                             mode=mode)
+        for (name, img), pred in zip(items, preds):
+            np.testing.assert_allclose(_output(pred), alone[name, img],
+                                       atol=1e-5, rtol=1e-5,
+                                       err_msg=f'{name} {img}')
+    # one resampled position table, for the 32-pixel classification tasks
+    assert sorted(bank.mux._pos) == [(4, 4)]
+
+
+def test_the_vit_runs_once_per_mixed_batch(trained, bank):
+    calls = []
+    blk = bank.mux.encoder.blocks[0]
+    h = blk.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape))
+    try:
+        imgs = [trained['imgs']['eurosat'][0], trained['imgs']['cub'][1],
+                trained['imgs']['shapes'][0], trained['imgs']['shapes'][1]]
+        bank.predict(imgs, ['eurosat', 'cub', 'shapes', 'shapes_slide'])
+    finally:
+        h.remove()
+    # one pass: 2 classification images + 1 whole image + 4 crops
+    assert len(calls) == 1 and calls[0][0] == 7
+
+
+def test_one_vit_in_memory(trained, bank):
+    mem = bank.memory()
+    vit = torch.load(trained['vit'], weights_only=True)
+    vit_bytes = sum(t.numel() * 4 for t in vit.values())
+    # the ViT once, plus the position table of the 4x4 grid
+    assert mem['shared'] == vit_bytes + 17 * 64 * 4
+    assert mem['bank'] == mem['shared'] + sum(mem['tasks'].values())
+    assert mem['separate'] > 3 * vit_bytes
+    for name, m in bank.models.items():
+        assert m.backbone.blocks is bank.mux.encoder.blocks
+        prompts = m.backbone.prompts.numel() * 4
+        assert prompts < mem['tasks'][name] < vit_bytes / 2, name
+
+
+def test_full_checkpoint_of_the_same_vit_and_of_another(trained, tmp_path):
+    """A full checkpoint (frozen ViT inside) joins when its ViT is the
+    bank's; one tensor changed is a named error."""
+    from mmengine.config import Config
+    from mmpretrain.apis import get_model
+
+    from mmseg_ivpt.apis.bank import PromptBank
+    t = trained['tasks']['eurosat']
+    model = get_model(Config.fromfile(t['config']),
+                      pretrained=t['checkpoint'])
+    ckpt = torch.load(t['checkpoint'], weights_only=False)
+    ckpt['state_dict'] = model.state_dict()
+    ckpt['meta'].pop('tensor_checksum', None)
+    full = tmp_path / 'full.pth'
+    torch.save(ckpt, full)
+    spec = [dict(name='eurosat', config=t['config'], checkpoint=str(full))]
+    bank = PromptBank(trained['vit'], spec)
+    img = trained['imgs']['eurosat'][0]
+    np.testing.assert_allclose(
+        bank.predict([img], ['eurosat'])[0].pred_score.numpy(),
+        PromptBank(trained['vit'], [dict(name='eurosat', **t)]).predict(
+            [img], ['eurosat'])[0].pred_score.numpy(), atol=1e-6)
+    ckpt['state_dict']['backbone.blocks.1.mlp.fc1.weight'] += 1e-3
+    torch.save(ckpt, full)
+    with pytest.raises(EncoderMismatchError,
+                       match=r"task 'eurosat': .*full.pth holds another "
+                             r'frozen ViT.*blocks.1.mlp.fc1.weight'):
+        PromptBank(trained['vit'], spec)
+
+
+def test_bad_banks_and_calls_are_named_errors(trained, bank, tmp_path):
+    from mmseg_ivpt.apis.bank import BankError, PromptBank
+    tasks = [dict(name=n, **t) for n, t in trained['tasks'].items()]
+    # trained on another ViT: the fingerprint its checkpoint records
+    with pytest.raises(EncoderMismatchError,
+                       match=r"task 'eurosat': .*epoch_2.pth was trained on "
+                             r'the frozen ViT .*vit.pth .*other_vit.pth'):
+        PromptBank.from_yaml(write_bank(
+            trained, tmp_path / 'b1.yaml', tasks[:1],
+            encoder=str(trained['tmp'] / 'other_vit.pth')))
+    with pytest.raises(BankError, match="two tasks are named 'cub'"):
+        PromptBank(trained['vit'], tasks + [dict(tasks[1])])
+    with pytest.raises(BankError, match=r"tasks\[0\] \(eurosat\): missing "
+                       r"\['checkpoint'\]"):
+        PromptBank(trained['vit'], [dict(name='eurosat',
+                                         config=tasks[0]['config'])])
+    bad = tmp_path / 'b2.yaml'
+    bad.write_text(yaml.safe_dump(dict(tasks=[])))
+    with pytest.raises(BankError, match=r"missing \['encoder', 'tasks'\]"):
+        PromptBank.from_yaml(str(bad))
+    with pytest.raises(ValueError, match="task 'bias': finetune='bias'"):
+        PromptBank(trained['vit'], [dict(
+            name='bias', cfg_options={'model.backbone.finetune': 'bias'},
+            **trained['tasks']['cub'])])
+    img = trained['imgs']['cub'][0]
+    with pytest.raises(BankError, match=r"unknown task 'cars'; the bank has "
+                       r"\['eurosat', 'cub', 'shapes', 'shapes_slide'\]"):
+        bank.predict([img, img], ['cub', 'cars'])
+    with pytest.raises(BankError, match='2 images but 1 task names'):
+        bank.predict([img, img], ['cub'])
+
+
+def test_multitask_infer_tool(trained, bank, tmp_path):
+    """As a user runs it: a subprocess from another folder, twice."""
+    yml = write_bank(trained, tmp_path / 'bank.yaml')
+    imgs = trained['imgs']
+    items = [('shapes', imgs['shapes'][0]), ('eurosat', imgs['eurosat'][1]),
+             ('cub', imgs['cub'][2]), ('shapes', imgs['shapes'][0])]
+    listing = tmp_path / 'list.txt'
+    listing.write_text('\n'.join(f'{t}={i}' for t, i in items[2:]) + '\n')
+    cwd = tmp_path / 'elsewhere'
+    cwd.mkdir()
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'multitask_infer.py'),
+           yml, *(f'{t}={i}' for t, i in items[:2]), '--list', str(listing),
+           '--out-dir', 'out', '--batch-size', '3']
+    outs = []
+    for _ in range(2):
+        res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                             timeout=600)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        outs.append((cwd / 'out' / 'predictions.json').read_text())
+    assert outs[0] == outs[1]
+    assert 'each task adds' in res.stdout
+    got = json.loads(outs[0])
+    assert [(e['task'], e['image']) for e in got] == items
+    want = bank.predict([i for _, i in items], [t for t, _ in items])
+    for e, p in zip(got, want):
+        if e['kind'] == 'classification':
+            assert e['pred_label'] == int(p.pred_label)
+            assert e['pred_class'] == bank.models[e['task']].dataset_meta[
+                'classes'][e['pred_label']]
+        else:
+            mask = np.asarray(Image.open(cwd / 'out' / e['mask']))
+            np.testing.assert_array_equal(mask,
+                                          p.pred_sem_seg.data[0].numpy())
+            assert mask.shape == (e['height'], e['width'])
+    assert got[3]['mask'] == got[0]['mask'][:-4] + '_1.png'  # same stem
+    res = subprocess.run(cmd[:3] + ['cars=' + imgs['cub'][0]], cwd=cwd,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and "unknown task 'cars'" in res.stderr
+    res = subprocess.run(cmd[:3] + ['shapes:' + imgs['cub'][0]], cwd=cwd,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and 'is not TASK=IMAGE' in res.stderr

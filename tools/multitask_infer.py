@@ -1,0 +1,133 @@
+"""Predict many images of many tasks with one frozen ViT (a prompt bank).
+
+    python tools/multitask_infer.py BANK.yaml TASK=IMAGE [TASK=IMAGE ...] \
+        [--list FILE] [--out-dir DIR] [--batch-size 16] [--mode pad|group]
+
+BANK.yaml names the pretrained ViT and the tasks (config + checkpoint each;
+format: docs/bank.md). Each image is given with its task, ``TASK=IMAGE`` on
+the command line or one per line in ``--list FILE``. Every ``--batch-size``
+images, mixed across tasks, go through the shared ViT once.
+
+Writes ``DIR/predictions.json`` (one entry per image, in the given order:
+classification: label, class name, score; segmentation: the mask file and
+the classes present) and, for segmentation tasks, label masks
+``DIR/masks/TASK/NAME.png`` (the class index of each pixel, as
+``tools/test.py --out`` writes them). Running it again overwrites the same
+files with the same content.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('bank', help='the bank YAML file')
+    p.add_argument('items', nargs='*', metavar='TASK=IMAGE',
+                   help='an image and the task that predicts it')
+    p.add_argument('--list', help='a file with one TASK=IMAGE per line '
+                   '(relative image paths: relative to that file)')
+    p.add_argument('--out-dir', default='multitask_out',
+                   help='where predictions.json and masks/ go')
+    p.add_argument('--batch-size', type=int, default=16,
+                   help='images per mixed batch through the ViT')
+    p.add_argument('--device', help='overrides the bank file (cpu, cuda)')
+    p.add_argument('--mode', choices=('pad', 'group'),
+                   help='overrides the bank file; see docs/bank.md')
+    args = p.parse_args(argv)
+    items = [(a, None) for a in args.items]
+    if args.list:
+        if not osp.isfile(args.list):
+            p.error(f'--list {args.list}: no such file')
+        here = osp.dirname(osp.abspath(args.list))
+        with open(args.list) as f:
+            items += [(line.strip(), here) for line in f
+                      if line.strip() and not line.startswith('#')]
+    if not items:
+        p.error('no images: give TASK=IMAGE arguments or --list FILE')
+    if args.batch_size < 1:
+        p.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    args.tasks, args.images = [], []
+    for item, here in items:
+        task, sep, img = item.partition('=')
+        if not sep or not task or not img:
+            p.error(f'{item!r} is not TASK=IMAGE')
+        if here and not osp.isabs(img):
+            img = osp.join(here, img)
+        if not osp.isfile(img):
+            p.error(f'{item!r}: image {img} does not exist')
+        args.tasks.append(task)
+        args.images.append(img)
+    return args
+
+
+def mask_name(task: str, img: str, taken: set) -> str:
+    stem = osp.splitext(osp.basename(img))[0]
+    name, i = osp.join('masks', task, stem + '.png'), 1
+    while name in taken:
+        name, i = osp.join('masks', task, f'{stem}_{i}.png'), i + 1
+    taken.add(name)
+    return name
+
+
+def entry(bank, task: str, img: str, pred, out_dir: str, taken: set):
+    """The JSON entry of one prediction (writing its mask)."""
+    import numpy as np
+    from PIL import Image
+    classes = (bank.models[task].dataset_meta or {}).get('classes')
+    e = dict(image=img, task=task, kind=bank.kinds[task])
+    if bank.kinds[task] == 'classification':
+        label = int(pred.pred_label.item())
+        e.update(pred_label=label, pred_score=float(pred.pred_score[label]),
+                 pred_class=classes[label] if classes else None)
+        return e
+    seg = pred.pred_sem_seg.data[0].cpu().numpy()
+    name = mask_name(task, img, taken)
+    path = osp.join(out_dir, name)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    dtype = np.uint8 if seg.max(initial=0) < 256 else np.uint16
+    Image.fromarray(seg.astype(dtype)).save(path)
+    present = sorted(int(c) for c in np.unique(seg))
+    e.update(mask=name, height=int(seg.shape[0]), width=int(seg.shape[1]),
+             classes_present=[classes[c] if classes else c for c in present])
+    return e
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmengine.utils import ProgressBar
+
+    from mmseg_ivpt.apis.bank import PromptBank
+    bank = PromptBank.from_yaml(args.bank, device=args.device,
+                                mode=args.mode)
+    unknown = sorted(set(args.tasks) - set(bank.names))
+    if unknown:
+        sys.exit(f'error: unknown task {unknown[0]!r}; {args.bank} has '
+                 f'{bank.names}')
+    mem = bank.memory()
+    print(f'bank: {len(bank.names)} tasks on one ViT of '
+          f'{mem["shared"] / 2**20:.1f} MiB; each task adds ' + ', '.join(
+              f'{n} {b / 2**10:.1f} KiB' for n, b in mem['tasks'].items()),
+          flush=True)
+    os.makedirs(args.out_dir, exist_ok=True)
+    entries, taken = [], set()
+    bar = ProgressBar(len(args.images))
+    for s in range(0, len(args.images), args.batch_size):
+        imgs = args.images[s:s + args.batch_size]
+        tasks = args.tasks[s:s + args.batch_size]
+        for img, task, pred in zip(imgs, tasks, bank.predict(imgs, tasks)):
+            entries.append(entry(bank, task, img, pred, args.out_dir, taken))
+            bar.update()
+    out = osp.join(args.out_dir, 'predictions.json')
+    with open(out + '.tmp', 'w') as f:
+        json.dump(entries, f, indent=1)
+    os.replace(out + '.tmp', out)
+    print(f'\nwrote {out} ({len(entries)} images)')
+
+
+if __name__ == '__main__':
+    main()
