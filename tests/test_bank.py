@@ -178,17 +178,24 @@ def test_mixed_batch_equals_each_task_alone(trained, bank, alone, mode):
 
 
 def test_the_vit_runs_once_per_mixed_batch(trained, bank):
+    """'pad': one pass for the batch; 'group': one per sequence length
+    (1 + N + M: 20, 22, 73 and 45 for the crops)."""
     calls = []
     blk = bank.mux.encoder.blocks[0]
     h = blk.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape))
+    imgs = [trained['imgs']['eurosat'][0], trained['imgs']['cub'][1],
+            trained['imgs']['shapes'][0], trained['imgs']['shapes'][1]]
     try:
-        imgs = [trained['imgs']['eurosat'][0], trained['imgs']['cub'][1],
-                trained['imgs']['shapes'][0], trained['imgs']['shapes'][1]]
+        # 2 classification images + 1 whole image + 4 crops of 48 pixels
+        bank.predict(imgs, ['eurosat', 'cub', 'shapes', 'shapes_slide'],
+                     mode='pad')
+        assert [tuple(c[:2]) for c in calls] == [(7, 73)]
+        calls.clear()
         bank.predict(imgs, ['eurosat', 'cub', 'shapes', 'shapes_slide'])
+        assert sorted(tuple(c[:2]) for c in calls) == [
+            (1, 20), (1, 22), (1, 73), (4, 45)]
     finally:
         h.remove()
-    # one pass: 2 classification images + 1 whole image + 4 crops
-    assert len(calls) == 1 and calls[0][0] == 7
 
 
 def test_one_vit_in_memory(trained, bank):

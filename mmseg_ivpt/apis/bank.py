@@ -105,8 +105,10 @@ class PromptBank:
             ``cfg_options`` (a dict merged into the config, as
             ``--cfg-options``).
         device: where the bank runs.
-        mode: ``'pad'`` or ``'group'``, how sequences of different lengths
-            share the blocks (:mod:`mmseg_ivpt.models.multitask`).
+        mode: ``'group'`` (one pass per sequence length) or ``'pad'`` (one
+            pass, padded), how sequences of different lengths share the
+            blocks (:mod:`mmseg_ivpt.models.multitask`; docs/bank.md says
+            why ``'group'`` is the default).
 
     Attributes: ``models`` (name -> the task's model, its backbone sharing
     the ViT), ``kinds`` (name -> ``'classification'`` / ``'segmentation'``),
@@ -114,7 +116,7 @@ class PromptBank:
     """
 
     def __init__(self, encoder: str, tasks: Sequence[dict],
-                 device: str = 'cpu', mode: str = 'pad'):
+                 device: str = 'cpu', mode: str = 'group'):
         if mode not in MUX_MODES:
             raise BankError(f'mode={mode!r}; allowed: {MUX_MODES}')
         if not tasks:

@@ -20,8 +20,9 @@ belong to different tasks through the blocks together:
   M patches). ``mode='pad'`` runs them all in one pass, padded at the end
   to the longest with an attention mask that hides the padding keys (exact:
   a masked key gets weight 0); ``mode='group'`` runs one pass per sequence
-  length, without padding. Which is faster was measured
-  (docs/benchmarks.md, "Prompt bank").
+  length, without padding (the default: faster on the CPU, where compute
+  is linear in the tokens and padding is wasted work; docs/benchmarks.md,
+  "Prompt bank").
 * each unit's outputs are what its backbone's ``forward`` returns
   (:meth:`~.vit.ViTEncoder.outputs`: its ``out_indices``, ``final_norm``,
   ``out_type``).
@@ -228,7 +229,7 @@ class TaskMux(nn.Module):
 
     # ----------------------------------------------------------- forward
     def forward(self, units: Sequence[Tuple[str, Tensor]],
-                mode: str = 'pad') -> List[Tuple[Tensor, ...]]:
+                mode: str = 'group') -> List[Tuple[Tensor, ...]]:
         """units: (task name, images (B_u, C, H, W)), the images of a unit
         of one size. Returns per unit what its backbone's ``forward`` gives
         for its images, computed in one pass (``'pad'``) or one pass per
