@@ -174,7 +174,7 @@ def test_mixed_batch_equals_each_task_alone(trained, bank, alone, mode):
                                        atol=1e-5, rtol=1e-5,
                                        err_msg=f'{name} {img}')
     # one resampled position table, for the 32-pixel classification tasks
-    assert sorted(bank.mux._pos) == [(4, 4)]
+    assert list(bank.mux.pos_tables) == ['4x4']
 
 
 def test_the_vit_runs_once_per_mixed_batch(trained, bank):
@@ -252,6 +252,9 @@ def test_bad_banks_and_calls_are_named_errors(trained, bank, tmp_path):
         PromptBank.from_yaml(write_bank(
             trained, tmp_path / 'b1.yaml', tasks[:1],
             encoder=str(trained['tmp'] / 'other_vit.pth')))
+    with pytest.raises(FileNotFoundError,
+                       match=r'encoder .*nope.pth does not exist'):
+        PromptBank(str(tmp_path / 'nope.pth'), tasks)
     with pytest.raises(BankError, match="two tasks are named 'cub'"):
         PromptBank(trained['vit'], tasks + [dict(tasks[1])])
     with pytest.raises(BankError, match=r"tasks\[0\] \(eurosat\): missing "
@@ -312,6 +315,12 @@ def test_multitask_infer_tool(trained, bank, tmp_path):
     res = subprocess.run(cmd[:3] + ['cars=' + imgs['cub'][0]], cwd=cwd,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and "unknown task 'cars'" in res.stderr
+    other = write_bank(trained, tmp_path / 'other.yaml',
+                       encoder=str(trained['tmp'] / 'other_vit.pth'))
+    res = subprocess.run(cmd[:2] + [other, 'cub=' + imgs['cub'][0]],
+                         cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert "task 'eurosat'" in res.stderr and 'was trained on' in res.stderr
     res = subprocess.run(cmd[:3] + ['shapes:' + imgs['cub'][0]], cwd=cwd,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and 'is not TASK=IMAGE' in res.stderr

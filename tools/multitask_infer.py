@@ -102,8 +102,13 @@ def main(argv=None):
     from mmengine.utils import ProgressBar
 
     from mmseg_ivpt.apis.bank import PromptBank
-    bank = PromptBank.from_yaml(args.bank, device=args.device,
-                                mode=args.mode)
+    from mmseg_ivpt.models import CheckpointMismatchError
+    try:
+        bank = PromptBank.from_yaml(args.bank, device=args.device,
+                                    mode=args.mode)
+    except (ValueError, TypeError, FileNotFoundError,
+            CheckpointMismatchError) as e:  # named errors: no traceback
+        sys.exit(f'error: {args.bank}: {e}')
     unknown = sorted(set(args.tasks) - set(bank.names))
     if unknown:
         sys.exit(f'error: unknown task {unknown[0]!r}; {args.bank} has '

@@ -97,10 +97,15 @@ def load_model(cfg, checkpoint: str, device: str = 'cpu'
         from mmseg.apis import inference_model, init_model
         model = init_model(cfg, checkpoint, device=device)
         return model, lambda img: inference_model(model, img)
+    from mmengine.registry import DefaultScope
     from mmpretrain.apis import ImageClassificationInferencer
-    inferencer = ImageClassificationInferencer(model=cfg,
-                                               pretrained=checkpoint,
-                                               device=device)
+
+    # the inferencer builds its pipeline in whatever scope is current (a
+    # process that used mmseg before would look for mmseg's transforms)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        inferencer = ImageClassificationInferencer(model=cfg,
+                                                   pretrained=checkpoint,
+                                                   device=device)
     return inferencer.model, lambda img: inferencer(img)[0]
 
 

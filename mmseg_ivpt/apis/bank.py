@@ -127,6 +127,10 @@ class PromptBank:
         if dup:
             raise BankError(f'two tasks are named {dup[0]!r}; task names '
                             f'must be unique (names: {names})')
+        if '://' not in encoder and not os.path.isfile(encoder):
+            raise FileNotFoundError(
+                f'encoder {encoder} does not exist (the pretrained ViT file '
+                f'the tasks were trained on; docs/checkpoints.md)')
         for s in specs:
             for key in ('config', 'checkpoint'):
                 if not os.path.isfile(s[key]):

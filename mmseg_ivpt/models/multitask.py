@@ -142,7 +142,8 @@ class TaskMux(nn.Module):
         super().__init__()
         self.encoder = encoder.eval().requires_grad_(False)
         self.tasks = nn.ModuleDict()
-        self._pos: Dict[Tuple[int, int], nn.Parameter] = {}
+        #: '{h}x{w}' -> the shared position table resampled to that grid
+        self.pos_tables = nn.ParameterDict()
 
     @classmethod
     def from_pretrained(cls, path: str, like: ViTEncoder) -> 'TaskMux':
@@ -208,16 +209,18 @@ class TaskMux(nn.Module):
         enc = self.encoder
         if tuple(grid) == tuple(enc.grid_size):
             return enc.pos_embed
-        if grid not in self._pos:
+        key = f'{grid[0]}x{grid[1]}'
+        if key not in self.pos_tables:
             with torch.no_grad():
                 pos = resize_pos_embed(enc.pos_embed, enc.grid_size, grid)
-            self._pos[grid] = nn.Parameter(pos, requires_grad=False)
-        return self._pos[grid]
+            self.pos_tables[key] = nn.Parameter(pos, requires_grad=False)
+        return self.pos_tables[key]
 
     def shared_tensors(self) -> List[Tensor]:
         """The frozen ViT's tensors, held once (resampled position
         embeddings included)."""
-        return list(self.encoder.parameters()) + list(self._pos.values())
+        return list(self.encoder.parameters()) + list(
+            self.pos_tables.values())
 
     def task_tensors(self, name: str) -> List[Tensor]:
         """The tensors task ``name``'s backbone holds on its own."""
