@@ -155,3 +155,23 @@ def test_bad_tasks_are_named_errors(models):
         mux([('nope', images(IMG, 1))])
     with pytest.raises(ValueError, match="mode='fast'"):
         mux([('deep', images(IMG, 1))], mode='fast')
+
+
+def test_bfloat16_mixed_batch():
+    """A bf16 mux (GaPT's temperatures, EXPRESS's residuals and the mask in
+    bf16 too) equals each backbone run alone in bf16."""
+    t = timm_vit()
+    enc = ViTEncoder(arch=TINY, img_size=IMG, patch_size=PATCH)
+    load_encoder_weights(enc, t.state_dict())
+    mux = TaskMux(enc)
+    for name in ('gapt', 'ivpt', 'express', 'deep'):
+        mux.add(name, build(name))
+    mux = mux.to(torch.bfloat16).eval()
+    units = [(n, images(IMG, 2).bfloat16()) for n in mux.tasks]
+    with torch.no_grad():
+        alone = [mux.tasks[n](x) for n, x in units]
+        for mode in ('pad', 'group'):
+            for got, want in zip(mux(units, mode=mode), alone):
+                assert got[0].dtype == torch.bfloat16
+                torch.testing.assert_close(got[0], want[0], atol=2e-2,
+                                           rtol=2e-2)

@@ -214,7 +214,7 @@ class Attention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, T, hd) each
         if q_scale is not None:
             # Dividing all logits by a temperature == scaling the queries.
-            q = q * q_scale
+            q = q * q_scale.to(q.dtype)
         drop = self.attn_drop if self.training else 0.
         row = None
         if explicit:
