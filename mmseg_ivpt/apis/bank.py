@@ -19,8 +19,9 @@ its backbone (for segmentation ``encode_decode`` is stubbed, so nothing is
 computed; for classification the input is the preprocessed batch itself),
 and once, after one pass of *all* recorded inputs of all tasks through the
 shared blocks, with its backbone *replaying* those features. So each task's
-heads run on their own samples with their own code, and the encoder runs
-once for the batch.
+heads run on their own samples with their own code, and the shared blocks
+run once for the batch (``mode='pad'``) or once per sequence length, samples
+of different tasks together (``'group'``).
 """
 import copy
 import os
@@ -255,7 +256,8 @@ class PromptBank:
         ``seg_logits``) for a segmentation task; each equal to what the
         task's model alone gives. ``images``: paths or BGR uint8 arrays
         (H, W, 3); ``tasks``: one name per image. All images go through
-        the shared blocks in one pass (``mode``: see the class)."""
+        the shared blocks together: one pass (``mode='pad'``) or one pass
+        per sequence length, tasks mixed (``'group'``, the default)."""
         mode = mode or self.mode
         if mode not in MUX_MODES:
             raise BankError(f'mode={mode!r}; allowed: {MUX_MODES}')
