@@ -321,6 +321,11 @@ def test_multitask_infer_tool(trained, bank, tmp_path):
                          cwd=cwd, capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and 'Traceback' not in res.stderr
     assert "task 'eurosat'" in res.stderr and 'was trained on' in res.stderr
+    (tmp_path / 'notes.jpg').write_text('not an image')
+    res = subprocess.run(cmd[:3] + [f"cub={tmp_path / 'notes.jpg'}"],
+                         cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert 'cannot read image' in res.stderr and 'notes.jpg' in res.stderr
     res = subprocess.run(cmd[:3] + ['shapes:' + imgs['cub'][0]], cwd=cwd,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and 'is not TASK=IMAGE' in res.stderr

@@ -101,7 +101,7 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.utils import ProgressBar
 
-    from mmseg_ivpt.apis.bank import PromptBank
+    from mmseg_ivpt.apis.bank import BankError, PromptBank
     from mmseg_ivpt.models import CheckpointMismatchError
     try:
         bank = PromptBank.from_yaml(args.bank, device=args.device,
@@ -124,7 +124,11 @@ def main(argv=None):
     for s in range(0, len(args.images), args.batch_size):
         imgs = args.images[s:s + args.batch_size]
         tasks = args.tasks[s:s + args.batch_size]
-        for img, task, pred in zip(imgs, tasks, bank.predict(imgs, tasks)):
+        try:
+            preds = bank.predict(imgs, tasks)
+        except BankError as e:  # e.g. a file that is not an image
+            sys.exit(f'\nerror: {e}')
+        for img, task, pred in zip(imgs, tasks, preds):
             entries.append(entry(bank, task, img, pred, args.out_dir, taken))
             bar.update()
     out = osp.join(args.out_dir, 'predictions.json')
