@@ -242,6 +242,26 @@ def test_full_checkpoint_of_the_same_vit_and_of_another(trained, tmp_path):
         PromptBank(trained['vit'], spec)
 
 
+def test_tasks_join_and_leave_a_bank_in_service(trained, alone):
+    from mmseg_ivpt.apis.bank import BankError, PromptBank
+    t = trained['tasks']
+    bank = PromptBank(trained['vit'], [dict(name='cub', **t['cub'])])
+    before = bank.memory()['bank']
+    bank.add_task('shapes', **t['shapes'])
+    assert bank.memory()['bank'] - before == bank.memory()['tasks']['shapes']
+    img = trained['imgs']['shapes'][0]
+    np.testing.assert_allclose(_output(bank.predict([img], ['shapes'])[0]),
+                               alone['shapes', img], atol=1e-5, rtol=1e-5)
+    with pytest.raises(BankError, match="two tasks are named 'cub'"):
+        bank.add_task('cub', **t['cub'])
+    bank.remove_task('cub')
+    assert bank.names == ['shapes'] and list(bank.mux.tasks) == ['shapes']
+    with pytest.raises(BankError, match="unknown task 'cub'"):
+        bank.predict([img], ['cub'])
+    with pytest.raises(BankError, match="'shapes' is the last task"):
+        bank.remove_task('shapes')
+
+
 def test_bad_banks_and_calls_are_named_errors(trained, bank, tmp_path):
     from mmseg_ivpt.apis.bank import BankError, PromptBank
     tasks = [dict(name=n, **t) for n, t in trained['tasks'].items()]

@@ -95,6 +95,13 @@ def _check_spec(spec, i: int) -> dict:
     return spec
 
 
+def _check_files(spec: dict) -> None:
+    for key in ('config', 'checkpoint'):
+        if not os.path.isfile(spec[key]):
+            raise FileNotFoundError(
+                f'task {spec["name"]!r}: {key} {spec[key]} does not exist')
+
+
 class PromptBank:
     """One frozen ViT and any number of tasks trained on it.
 
@@ -133,10 +140,7 @@ class PromptBank:
                 f'encoder {encoder} does not exist (the pretrained ViT file '
                 f'the tasks were trained on; docs/checkpoints.md)')
         for s in specs:
-            for key in ('config', 'checkpoint'):
-                if not os.path.isfile(s[key]):
-                    raise FileNotFoundError(
-                        f'task {s["name"]!r}: {key} {s[key]} does not exist')
+            _check_files(s)
         self.encoder_path, self.device, self.mode = encoder, device, mode
         self.mux: Optional[TaskMux] = None
         self.models: Dict[str, nn.Module] = {}
@@ -147,6 +151,35 @@ class PromptBank:
         self.mux.to(device)
         for m in self.models.values():
             m.to(device)
+
+    def add_task(self, name: str, config: str, checkpoint: str,
+                 cfg_options: Optional[dict] = None) -> None:
+        """Add a task to a bank in service, with the constructor's checks
+        (its ViT must be the bank's); costs only what the task adds."""
+        spec = dict(name=name, config=config, checkpoint=checkpoint)
+        if cfg_options:
+            spec['cfg_options'] = cfg_options
+        _check_spec(spec, len(self.models))
+        if name in self.models:
+            raise BankError(f'two tasks are named {name!r}; task names '
+                            f'must be unique (names: {self.names})')
+        _check_files(spec)
+        self._add(spec)
+        self.mux.to(self.device)
+        self.models[name].to(self.device)
+
+    def remove_task(self, name: str) -> None:
+        """Drop task ``name`` (its tensors are freed; the shared ViT
+        stays)."""
+        if name not in self.models:
+            raise BankError(f'unknown task {name!r}; the bank has '
+                            f'{self.names}')
+        if len(self.models) == 1:
+            raise BankError(f'{name!r} is the last task; a bank needs at '
+                            f'least one')
+        for d in (self.models, self.kinds, self._pipelines):
+            del d[name]
+        del self.mux.tasks[name]
 
     @classmethod
     def from_yaml(cls, path: str, **overrides) -> 'PromptBank':
