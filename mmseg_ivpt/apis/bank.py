@@ -225,8 +225,8 @@ class PromptBank:
         with DefaultScope.overwrite_default_scope(scope):
             model = registry.MODELS.build(cfg.model)
             self._pipelines[name] = _test_pipeline(cfg, registry)
-        check_task_backbone(name, model.backbone)
-        if self.mux is None:
+        if self.mux is None:  # mux.add checks the others
+            check_task_backbone(name, model.backbone)
             self.mux = TaskMux.from_pretrained(self.encoder_path,
                                                model.backbone)
         self.mux.add(name, model.backbone)
@@ -398,14 +398,11 @@ class PromptBank:
         position table it alone uses), the bank in all (``bank``) and the
         tasks as separate models (``separate``: each with its own ViT)."""
         shared = self.mux.shared_tensors()
-        shared_ptrs = {t.untyped_storage().data_ptr() for t in shared}
         per_task, separate, everything = {}, 0, list(shared)
         for name, m in self.models.items():
             ts = list(m.parameters()) + list(m.buffers())
             everything += ts
-            per_task[name] = tensor_bytes(
-                [t for t in ts
-                 if t.untyped_storage().data_ptr() not in shared_ptrs])
+            per_task[name] = tensor_bytes(self.mux.own_tensors(m))
             separate += tensor_bytes(ts)
         return dict(shared=tensor_bytes(shared), tasks=per_task,
                     bank=tensor_bytes(everything), separate=separate)

@@ -106,6 +106,7 @@ class _Packed:
     def __init__(self, units: List[_Unit]):
         self.units = units
         self.mask: Optional[Tensor] = None
+        self._mask_of: Optional[Tuple[int, ...]] = None  # lengths of mask
 
     def unpack(self, x: Tensor, u: _Unit) -> Tensor:
         """Unit u's rows of x (B, T_max, ...) without the padding."""
@@ -116,14 +117,17 @@ class _Packed:
         records the lengths and the key mask (None: no padding)."""
         for u, x in zip(self.units, xs):
             u.length = x.shape[1]
-        t = max(u.length for u in self.units)
-        if all(u.length == t for u in self.units):
+        lengths = tuple(u.length for u in self.units)
+        t = max(lengths)
+        if min(lengths) == t:
             self.mask = None
             return torch.cat(list(xs)) if len(xs) > 1 else xs[0]
-        lengths = torch.cat([
-            torch.full((u.stop - u.start, ), u.length) for u in self.units])
-        self.mask = (torch.arange(t) < lengths[:, None]).to(
-            xs[0].device)[:, None, None, :]
+        if lengths != self._mask_of:  # lengths change at block 0 only
+            per_row = torch.cat([torch.full((u.stop - u.start, ), u.length)
+                                 for u in self.units])
+            self.mask = (torch.arange(t) < per_row[:, None]).to(
+                xs[0].device)[:, None, None, :]
+            self._mask_of = lengths
         return torch.cat([F.pad(x, (0, 0, 0, t - x.shape[1])) for x in xs])
 
 
@@ -222,13 +226,17 @@ class TaskMux(nn.Module):
         return list(self.encoder.parameters()) + list(
             self.pos_tables.values())
 
-    def task_tensors(self, name: str) -> List[Tensor]:
-        """The tensors task ``name``'s backbone holds on its own."""
+    def own_tensors(self, module: nn.Module) -> List[Tensor]:
+        """The parameters and buffers of ``module`` that are not the shared
+        ViT's (what the module holds on its own)."""
         shared = {t.untyped_storage().data_ptr()
                   for t in self.shared_tensors()}
-        m = self.tasks[name]
-        return [t for t in list(m.parameters()) + list(m.buffers())
+        return [t for t in list(module.parameters()) + list(module.buffers())
                 if t.untyped_storage().data_ptr() not in shared]
+
+    def task_tensors(self, name: str) -> List[Tensor]:
+        """The tensors task ``name``'s backbone holds on its own."""
+        return self.own_tensors(self.tasks[name])
 
     # ----------------------------------------------------------- forward
     def forward(self, units: Sequence[Tuple[str, Tensor]],

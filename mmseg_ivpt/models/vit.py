@@ -512,6 +512,14 @@ class ViTEncoder(nn.Module):
                 outs[layer] = x
         return outs
 
+    def run_image(self, img: Tensor
+                  ) -> Tuple[Dict[int, Tensor], Tuple[int, int]]:
+        """:meth:`embed` then :meth:`run_blocks` with this encoder's hooks:
+        the raw outputs of the ``out_indices`` blocks and the patch grid."""
+        x, hw = self.embed(img)
+        return self.run_blocks(x, self.forward_context(),
+                               self.out_indices), hw
+
     def output_tokens(self, raw: Dict[int, Tensor], norm: bool = True
                       ) -> List[Tensor]:
         """The token sequences of the ``out_indices`` blocks from their raw
@@ -526,8 +534,7 @@ class ViTEncoder(nn.Module):
         """Run the blocks; return the token sequences (B, T, D) of the
         ``out_indices`` blocks (:meth:`output_tokens`) and the patch grid
         (h, w)."""
-        x, hw = self.embed(img)
-        raw = self.run_blocks(x, self.forward_context(), self.out_indices)
+        raw, hw = self.run_image(img)
         return self.output_tokens(raw, norm), hw
 
     def outputs(self, raw: Dict[int, Tensor], hw: Tuple[int, int]
@@ -543,9 +550,7 @@ class ViTEncoder(nn.Module):
     def forward(self, img: Tensor) -> Tuple[Tensor, ...]:
         """Patch-token maps (B, D, h, w) of the ``out_indices`` blocks (the
         form :meth:`outputs` gives)."""
-        x, hw = self.embed(img)
-        return self.outputs(
-            self.run_blocks(x, self.forward_context(), self.out_indices), hw)
+        return self.outputs(*self.run_image(img))
 
 
 def prompt_init_bound(patch_size: int, embed_dims: int) -> float:
