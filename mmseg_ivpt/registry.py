@@ -43,9 +43,9 @@ def register_all() -> list:
     Returns the scopes the backbones were registered into."""
     if install_mmengine_loader():
         importlib.import_module('mmseg_ivpt.engine')
-        # mmengine's FLOP counter: count SDPA attention (apis/analysis.py)
+        # mmengine's FLOP counter: count SDPA attention (engine/flops.py)
         importlib.import_module(
-            'mmseg_ivpt.apis.analysis').install_flop_handles()
+            'mmseg_ivpt.engine.flops').install_flop_handles()
         _forward_logs_to_mmengine()
     scopes = []
     for scope in ('mmseg', 'mmpretrain'):

@@ -215,7 +215,7 @@ def hand_count_vit(L, D, F, T, M, p, C=3):
 
 
 def test_flop_count_includes_attention():
-    from mmseg_ivpt.apis.analysis import count_flops
+    from mmseg_ivpt.analysis.complexity import count_flops
     m = prompted(num_prompts=3, prompt_structure='deep')
     x = torch.randn(1, 3, IMG, IMG)
     M = (IMG // PATCH) ** 2
@@ -235,6 +235,23 @@ def test_flop_count_includes_attention():
 def test_num_extra_tokens():
     assert prompted(num_prompts=0).num_extra_tokens == 1
     assert prompted(num_prompts=5).num_extra_tokens == 6
+
+
+def test_backbone_of_names_a_swin():
+    """The attention analysis reads a ViT's cls-row attention; a Swin (no
+    cls token, attention per window) is its named error, not a crash on a
+    ViT attribute it lacks."""
+    from mmseg_ivpt.analysis.attention import backbone_of
+    from mmseg_ivpt.models import PromptedSwin
+    model = torch.nn.Module()
+    model.backbone = PromptedSwin(
+        arch=dict(embed_dims=16, depths=(2, 2), num_heads=(2, 4)),
+        img_size=32, patch_size=2, window_size=4)
+    with pytest.raises(ValueError, match="backbone is PromptedSwin, not one "
+                                         "of this toolbox's ViTs"):
+        backbone_of(model)
+    model.backbone = prompted(num_prompts=2)
+    assert backbone_of(model) is model.backbone
 
 
 # ------------------------------------------------------ runtime report
@@ -319,7 +336,7 @@ def test_mmpretrain_vis_cam_and_get_flops(cls_run, tmp_path, monkeypatch,
     from mmengine.config import Config
     from mmpretrain.apis import get_model
 
-    from mmseg_ivpt.apis.analysis import count_flops
+    from mmseg_ivpt.analysis.complexity import count_flops
     model = get_model(Config.fromfile(cls_run['cfg'])).eval()
 
     class Feat(torch.nn.Module):

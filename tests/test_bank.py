@@ -139,7 +139,7 @@ def alone(trained):
     inference API (mmseg's inference_model, mmpretrain's inferencer)."""
     from mmengine.config import Config
 
-    from mmseg_ivpt.apis.analysis import load_model
+    from mmseg_ivpt.apis.inference import load_model
     out = {}
     for name, t in list(trained['tasks'].items()) + [
             ('shapes_slide', trained['tasks']['shapes'])]:

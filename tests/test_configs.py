@@ -1,8 +1,11 @@
 """Every shipped config builds, the ADE20K configs have the paper's
-trainable-parameter counts (iVPT Table 7), and tools/convert_checkpoint.py
-turns every weight format users bring into a file the configs load."""
+trainable-parameter counts (iVPT Table 7), tools/convert_checkpoint.py
+turns every weight format users bring into a file the configs load, and the
+layout holds: one base per task shared by every backbone's leaf, and
+``--cfg-options data_root=PATH`` reaching every data set."""
 import glob
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -12,7 +15,7 @@ import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit
 from mmengine.config import Config
 
-from mmseg_ivpt.apis import build_model_on_meta, count_parameters
+from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 from mmseg_ivpt.models import PromptedViT
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -229,3 +232,93 @@ def test_config_data_pipeline(path, generated_data):
                                                   cfg.crop_size))
         else:  # classification: 224x224 crops
             assert tuple(inputs.shape[-2:]) == (224, 224)
+
+
+# ------------------------------------------------------- config layout
+def _base_files(path):
+    """Every local file ``path`` inherits, directly or not (mmengine's
+    ``_base_``; ``mmseg::`` / ``mmpretrain::`` bases left out)."""
+    import ast
+    out = []
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.Assign) and \
+                getattr(node.targets[0], 'id', None) == '_base_':
+            bases = ast.literal_eval(node.value)
+            for b in [bases] if isinstance(bases, str) else bases:
+                if '::' not in b:
+                    full = osp.normpath(osp.join(osp.dirname(path), b))
+                    out += [full] + _base_files(full)
+    return out
+
+
+def _chain_files_matching(path, pattern):
+    """The files of ``path``'s chain (itself included) whose text matches
+    the regular expression ``pattern``."""
+    return [osp.relpath(f, ROOT) for f in [path] + _base_files(path)
+            if re.search(pattern, open(f).read())]
+
+
+@pytest.mark.parametrize('bench,task', [('vtab', 'kitti'), ('fgvc', 'cub')])
+def test_backbones_share_one_task_base(bench, task):
+    """The task (its name, classes, iVPT's N and k: paper Tables 15/16) is
+    written in one file, which every backbone's leaf inherits."""
+    data = 'vtab1k' if bench == 'vtab' else 'fgvc'
+    leaves = glob.glob(osp.join(ROOT, 'configs', bench, '**',
+                                f'ivpt_*_{task}.py'), recursive=True)
+    assert len(leaves) == (4 if bench == 'vtab' else 2)
+    where = f'configs/_base_/datasets/{data}/{task}.py'
+    key = 'task' if bench == 'vtab' else 'name'
+    for leaf in leaves:
+        assert where in [osp.relpath(f, ROOT) for f in _base_files(leaf)]
+        for pattern in (rf"{key}='{task}'", r'num_classes=\d',
+                        r'num_prompts=\d+, ar_tokens=\d'):
+            assert _chain_files_matching(leaf, pattern) == [where], (
+                leaf, pattern)
+        # the leaf itself names the task once (its base) and no number
+        text = open(leaf).read().split('_base_ = ', 1)[1]
+        assert text.count(task) == 1, leaf
+        assert not re.search(r'(num_prompts|ar_tokens|num_classes)=\d',
+                             text), leaf
+    cfgs = [Config.fromfile(p) for p in leaves]
+    assert len({c.model.backbone.num_prompts for c in cfgs}) == 1
+    assert len({c.model.head.num_classes for c in cfgs}) == 1
+    assert {c.train_dataloader.dataset[key] for c in cfgs} == {task}
+    # FGVC has its own data base, not VTAB's with its data sets deleted
+    chain = [osp.relpath(f, ROOT) for f in _base_files(leaves[0])]
+    assert ('configs/_base_/datasets/vtab1k.py' in chain) == (bench == 'vtab')
+
+
+def test_cfg_options_data_root_reaches_the_data_sets(tmp_path):
+    """``--cfg-options data_root=X`` (the configs' variable) reaches every
+    data set derived from it: FGVC's folders below it, VTAB-1k's and
+    ADE20K's root; a data set's root set in the same command is kept."""
+    import argparse
+
+    from mmseg_ivpt.engine.runner import load_config
+
+    def load(config, **options):
+        return load_config(argparse.Namespace(
+            config=osp.join(ROOT, 'configs', config), launcher='none',
+            cfg_options=options, work_dir=None, local_rank=0))
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    cfg = load('fgvc/ivpt_vitb16_nabirds.py', data_root='/x/fgvc')
+    assert [cfg[k].dataset.data_root for k in loaders] == \
+        ['/x/fgvc/nabirds'] * 3
+    cfg = load('fgvc/swinb/ivpt_swinb_cub.py', data_root='/x/fgvc/',
+               **{'val_dataloader.dataset.data_root': '/y/cub'})
+    assert cfg.train_dataloader.dataset.data_root == '/x/fgvc/CUB_200_2011'
+    assert cfg.val_dataloader.dataset.data_root == '/y/cub'
+    cfg = load('vtab/vitl16/ivpt_vitl16_kitti.py', data_root='/x/vtab')
+    assert [cfg[k].dataset.data_root for k in loaders] == ['/x/vtab'] * 3
+    cfg = load('setr_ivpt_vitl_ade20k.py', data_root='/x/ade')
+    assert [cfg[k].dataset.data_root for k in loaders] == ['/x/ade'] * 3
+    # as tools/train.py reads it: the missing folder is named before training
+    missing = tmp_path / 'no_fgvc'
+    res = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/fgvc/ivpt_vitb16_cub.py',
+         '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+         f'data_root={missing}'], cwd=ROOT, capture_output=True, text=True,
+        timeout=600)
+    assert res.returncode != 0
+    assert f"train_dataloader.dataset.data_root='{missing}/CUB_200_2011' " \
+        'does not exist' in res.stderr, res.stderr[-3000:]

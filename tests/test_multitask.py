@@ -151,6 +151,14 @@ def test_bad_tasks_are_named_errors(models):
     with pytest.raises(ValueError, match='num_layers'):
         mux.add('other', PromptedViT(arch=other, img_size=IMG,
                                      patch_size=PATCH))
+    from mmseg_ivpt.models import PromptedSwin
+    swin = PromptedSwin(arch=dict(embed_dims=16, depths=(2, 2),
+                                  num_heads=(2, 4)),
+                        img_size=32, patch_size=2, window_size=4)
+    with pytest.raises(TypeError, match='the backbone is PromptedSwin; a '
+                                        'bank serves PromptedViT and GatedViT'):
+        mux.add('swin', swin)
+    assert 'swin' not in mux.tasks
     with pytest.raises(KeyError, match="unknown task 'nope'.*'deep'"):
         mux([('nope', images(IMG, 1))])
     with pytest.raises(ValueError, match="mode='fast'"):
@@ -175,3 +183,18 @@ def test_bfloat16_mixed_batch():
                 assert got[0].dtype == torch.bfloat16
                 torch.testing.assert_close(got[0], want[0], atol=2e-2,
                                            rtol=2e-2)
+
+
+def test_the_mux_takes_vits_by_type_and_knows_no_swin():
+    """multitask.py accepts prompt-tuned ViTs by their type: it imports no
+    Swin (not even lazily) to reject one."""
+    import ast
+
+    import mmseg_ivpt.models.multitask as mt
+    named = set()
+    for node in ast.walk(ast.parse(open(mt.__file__).read())):
+        if isinstance(node, ast.ImportFrom):
+            named.add(node.module or '')
+        elif isinstance(node, ast.Import):
+            named.update(a.name for a in node.names)
+    assert not any('swin' in n for n in named), named

@@ -15,7 +15,7 @@ from test_classification_e2e import pretrained_tiny, small_config
 from test_segmentation_e2e import CFG as SEG_CFG
 from test_segmentation_e2e import ROOT, env, ok, run  # noqa: F401
 
-from mmseg_ivpt.apis.robustness import InputNoise
+from mmseg_ivpt.analysis.robustness import InputNoise
 
 TOOL = f'{ROOT}/tools/analysis/noise_robustness.py'
 

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import (SwinTransformer, window_partition,
                                           window_reverse)
 
-from mmseg_ivpt.models import CheckpointMismatchError, load_encoder_weights
-from mmseg_ivpt.models.prompted_swin import PromptedSwin, SwinEncoder
+from mmseg_ivpt.models import (CheckpointMismatchError, PromptTuning,
+                               ViTEncoder, load_encoder_weights)
+from mmseg_ivpt.models.prompted_swin import PromptedSwin
+from mmseg_ivpt.models.swin import SwinEncoder
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # 32x32 images, patch 2: stage 0 is 16x16 (4x4 windows of 4x4, shifted in
@@ -214,6 +216,76 @@ def test_trainable_tensors_and_modes():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PromptedSwin(**{**KW, **kwargs})
+
+
+def test_ar_off_values_are_no_ar_setting():
+    """The protocol's AR-less methods write ``ar_tokens=0`` into every
+    backbone; on a Swin that means what it is anyway."""
+    m = PromptedSwin(**KW, ar_tokens=0, ar_mode=None)
+    assert not hasattr(m, 'ar_tokens') and not hasattr(m, 'ar_mode')
+
+
+# ----------------------------------------------- a sibling of the ViT
+def test_swin_is_a_sibling_of_the_vit_not_a_kind_of_it():
+    """Prompt tuning is a mixin on either encoder; a Swin is no ViT (no
+    ViT hooks, no cls-token notions such as ``num_extra_tokens``)."""
+    assert issubclass(PromptedSwin, PromptTuning)
+    assert issubclass(PromptedSwin, SwinEncoder)
+    assert not issubclass(PromptedSwin, ViTEncoder)
+    assert not issubclass(SwinEncoder, ViTEncoder)
+    assert not issubclass(PromptTuning, (ViTEncoder, SwinEncoder))
+    m = PromptedSwin(**KW, num_prompts=2)
+    assert not isinstance(m, ViTEncoder)
+    for vit_only in ('num_extra_tokens', 'run_blocks', 'enter_block',
+                     'cls_token'):
+        assert not hasattr(m, vit_only), vit_only
+
+
+def test_swin_module_loads_no_vit():
+    """``models/swin.py`` and what it imports run without the ViT: in a
+    fresh interpreter whose packages are stubbed (so that no package
+    ``__init__`` imports everything), importing it loads no
+    ``mmseg_ivpt.models.vit``; nor does its source name vit, even in a
+    lazy import."""
+    import ast
+    src = osp.join(ROOT, 'mmseg_ivpt', 'models', 'swin.py')
+    named = set()
+    for node in ast.walk(ast.parse(open(src).read())):
+        if isinstance(node, ast.ImportFrom):
+            named.add(node.module or '')
+        elif isinstance(node, ast.Import):
+            named.update(a.name for a in node.names)
+    assert not any(n.split('.')[-1] in ('vit', 'prompt_tuned', 'prompted_vit',
+                                        'gated_vit', 'multitask')
+                   for n in named), named
+    code = textwrap.dedent(f"""
+        import os, sys, types
+        root = {ROOT!r}
+        for pkg in ('mmseg_ivpt', 'mmseg_ivpt.models', 'mmseg_ivpt.utils'):
+            mod = types.ModuleType(pkg)
+            mod.__path__ = [os.path.join(root, *pkg.split('.'))]
+            sys.modules[pkg] = mod
+        import mmseg_ivpt.models.swin as swin
+        assert swin.__file__.startswith(root), swin.__file__
+        loaded = sorted(m for m in sys.modules if m.startswith('mmseg_ivpt'))
+        print(loaded)
+        assert 'mmseg_ivpt.models.vit' not in loaded, loaded
+    """)
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert 'mmseg_ivpt.models.swin' in res.stdout
+
+
+def test_frozen_state_dict_keys_follow_finetune():
+    """What a prompt-only checkpoint leaves out: the whole encoder, all but
+    the tuned biases, or nothing."""
+    enc = set(PromptedSwin(**KW).encoder_state_dict_keys())
+    assert set(PromptedSwin(**KW).frozen_state_dict_keys()) == enc
+    bias = PromptedSwin(**KW, num_prompts=0, finetune='bias')
+    tuned = {n for n, p in bias.named_parameters() if p.requires_grad}
+    assert set(bias.frozen_state_dict_keys()) == enc - tuned
+    assert PromptedSwin(**KW, finetune='full').frozen_state_dict_keys() == []
 
 
 # ------------------------------------------------------------ checkpoints

@@ -11,8 +11,8 @@ from mmengine.config import Config
 from test_classification_data import make_vtab
 from test_classification_e2e import pretrained_tiny, small_config
 
-from mmseg_ivpt.apis import build_model_on_meta, count_parameters
-from mmseg_ivpt.apis.protocol import METHODS, apply_method, load_task_config
+from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
+from mmseg_ivpt.protocol import METHODS, apply_method, load_task_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
@@ -52,7 +52,7 @@ def test_backbones_and_their_paper_numbers():
     """Other backbones' configs take the methods that fit them; the
     self-supervised ones are refused on a Swin config; the report shows the
     paper's Table 13 / Table 5 numbers per backbone."""
-    from mmseg_ivpt.apis.protocol import backbone_name, report
+    from mmseg_ivpt.protocol import backbone_name, report
     from mmseg_ivpt.datasets import VTAB_TASKS
     swin = osp.join(ROOT, 'configs', 'vtab', 'swinb', 'ivpt_swinb_eurosat.py')
     vitl = osp.join(ROOT, 'configs', 'vtab', 'vitl16',
@@ -72,6 +72,113 @@ def test_backbones_and_their_paper_numbers():
     assert '| smallnorb_azi | - | - | 0 | 33.0 |' in out  # Table 13
     assert '| **group mean** | - | | | 73.19 |' in out
 
+
+
+def test_paper_numbers_come_from_the_metafiles():
+    """The report's paper numbers, read from configs/{vtab,fgvc}/
+    metafile.yml, are the paper's: a few typed here from its tables."""
+    from mmseg_ivpt.datasets import FGVC_DATASETS, VTAB_TASKS
+    from mmseg_ivpt.protocol import paper_row, report
+    vtab, fgvc = list(VTAB_TASKS), list(FGVC_DATASETS)
+
+    def top1(bench, backbone, method, task):
+        row = paper_row(bench, backbone, method)
+        return row.tasks[(vtab if bench == 'vtab' else fgvc).index(task)]
+
+    assert top1('vtab', 'vitb16', 'ivpt', 'cifar') == 82.7  # Table 1
+    assert top1('vtab', 'vitb16', 'full', 'smallnorb_ele') == 29.1
+    assert paper_row('vtab', 'vitb16', 'full').params == 85.84
+    assert paper_row('vtab', 'vitb16', 'linear').params == 0.04
+    assert top1('vtab', 'vitb16', 'provp', 'kitti') == 67.5  # Table 11
+    assert top1('vtab', 'vitb16', 'ar_all', 'clevr_count') == 67.9  # 12
+    assert top1('vtab', 'vitl16', 'vpt_deep', 'cifar') == 84.1  # Table 13
+    assert top1('vtab', 'vitb16', 'ivpt_mae', 'svhn') == 19.8  # Table 14
+    assert paper_row('vtab', 'vitb16', 'gapt_mae').groups == (
+        47.61, 76.86, 36.80, 53.76)  # Table 6
+    assert paper_row('vtab', 'vitb16', 'gapt_mae').tasks is None
+    assert top1('fgvc', 'vitb16', 'ivpt', 'cub') == 89.1  # Table 9
+    assert top1('fgvc', 'vitb16', 'vpt_deep', 'stanford_cars') == 83.6
+    assert paper_row('fgvc', 'vitb16', 'ivpt').params == 0.41
+    assert paper_row('fgvc', 'swinb', 'ivpt') == (None, None, None)
+    out = report({}, 'fgvc', 'ivpt', {}, fgvc)
+    assert '| nabirds | - | - | 0 | 84.5 |' in out
+    assert '| **FGVC mean** | - | | | 89.90 |' in out
+    assert '| **mean params (M)** | - | | | 0.41 |' in out
+    out = report({}, 'vtab', 'gapt_mocov3', {}, vtab)
+    assert '| **Structured mean** | - | | | 49.10 |' in out
+    assert '| **group mean** | - | | | 69.11 |' in out
+
+
+def test_metafiles_are_model_indexes_of_the_task_configs():
+    """mmpretrain's model-index layout; every Config is a task config of
+    the table, on the entry's benchmark and backbone, for its task."""
+    import yaml
+
+    from mmseg_ivpt.protocol import BACKBONE_CONFIGS, locate_config
+    names = set()
+    for bench, title in (('vtab', 'VTAB-1k'), ('fgvc', 'FGVC')):
+        with open(osp.join(ROOT, 'configs', bench, 'metafile.yml')) as f:
+            index = yaml.safe_load(f)
+        (coll, ) = index['Collections']
+        assert coll['Paper']['Title'].startswith('iVPT: ')
+        for model in index['Models']:
+            assert model['Name'] not in names
+            names.add(model['Name'])
+            assert model['In Collection'] == coll['Name']
+            meta = model['Metadata']
+            assert meta['Method'] in METHODS
+            assert meta['Backbone'] in BACKBONE_CONFIGS
+            for res in model['Results']:
+                assert res['Task'] == 'Image Classification'
+                assert res['Dataset'].startswith(title)
+                assert set(res['Metrics']) == {'Top 1 Accuracy'}
+            if 'Config' not in model:  # a row of group means only
+                assert model['Name'].endswith('_vtab-1k')
+                continue
+            (res, ) = model['Results']
+            task = res['Dataset'][len(title) + 1:]
+            path = osp.join(ROOT, model['Config'])
+            assert osp.basename(path) == \
+                f"ivpt_{meta['Backbone']}_{task}.py", model['Name']
+            assert locate_config(path)[:2] == (bench, meta['Backbone'])
+    assert len(names) == 347 + 20
+
+
+def test_benchmark_and_backbone_come_from_the_path(tmp_path):
+    """A config inheriting from a task config is located as that one; a
+    config outside the table (here: the same settings, flattened) is the
+    named error listing the table, from the API and from the tool, as is a
+    method that does not fit, each in one line naming the file."""
+    from mmseg_ivpt.protocol import (UnlistedConfigError, locate_config,
+                                     set_splits)
+    derived = tmp_path / 'mine.py'
+    derived.write_text(f'_base_ = [{EUROSAT!r}]\n')
+    where = locate_config(str(derived))
+    assert (where.benchmark, where.backbone) == ('vtab', 'vitb16')
+    assert where.task_config == osp.realpath(EUROSAT)
+    flat = str(tmp_path / 'flat.py')
+    Config.fromfile(EUROSAT).dump(flat)
+    for run in (lambda: load_task_config(flat, 'vpt_deep', None),
+                lambda: set_splits(Config.fromfile(flat), 'sweep')):
+        with pytest.raises(UnlistedConfigError,
+                           match=r'flat\.py is no task config .* vitb16: '
+                           r'vtab configs/vtab/\*\*/ivpt_vitb16_\*\.py'):
+            run()
+    swin = osp.join(ROOT, 'configs', 'vtab', 'swinb', 'ivpt_swinb_eurosat.py')
+    for config, method, words in (
+            (flat, 'ivpt', f'protocol.py: {flat} is no task config of the '
+             'protocol'),
+            (swin, 'gapt_mae', f'protocol.py: {swin}: method=\'gapt_mae\' '
+             'runs on the self-supervised ViT-B/16 files')):
+        res = subprocess.run(
+            [sys.executable, osp.join(ROOT, 'tools', 'protocol.py'), 'sweep',
+             config, '--method', method, '--dry-run', '--work-root',
+             str(tmp_path / 'runs')], capture_output=True, text=True,
+            timeout=600)
+        assert res.returncode == 1, res.stderr[-3000:]
+        assert 'Traceback' not in res.stderr, res.stderr[-3000:]
+        last = res.stderr.strip().splitlines()[-1]  # after warnings
+        assert last.startswith(words), res.stderr[-3000:]
 
 def test_user_options_win_over_the_method():
     """--cfg-options are merged after the method: a user's checkpoint for

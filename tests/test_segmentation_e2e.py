@@ -164,7 +164,7 @@ def test_missing_data_root_fails_before_training(env, tmp_path):
 def test_head_backbone_mismatch_fails_before_training(env):
     from mmengine.config import Config
 
-    from mmseg_ivpt.apis import ConfigError, prepare
+    from mmseg_ivpt.engine.runner import ConfigError, prepare
     cfg = Config.fromfile(CFG)
     cfg.merge_from_dict(dict(model=dict(decode_head=dict(in_channels=128))))
     cfg.work_dir = str(env['tmp'] / 'never')
@@ -195,7 +195,7 @@ def test_check_data_names_missing_folders(tmp_path):
     """mmseg's dict data_prefix and mmpretrain's single folder both."""
     from mmengine.config import Config
 
-    from mmseg_ivpt.apis import ConfigError, check_data
+    from mmseg_ivpt.engine.runner import ConfigError, check_data
     (tmp_path / 'images').mkdir()
     seg = Config(dict(val_dataloader=dict(dataset=dict(
         data_root=str(tmp_path), data_prefix=dict(

@@ -230,9 +230,9 @@ def test_cli_traps_are_handled():
     num_workers=0 turns persistent_workers off."""
     from mmengine.config import Config
 
-    from mmseg_ivpt.apis.launch import (expand_arch_presets,
-                                        fix_persistent_workers,
-                                        repoint_pretrained)
+    from mmseg_ivpt.engine.config_repair import (expand_arch_presets,
+                                                 fix_persistent_workers,
+                                                 repoint_pretrained)
     cfg = Config.fromfile(CFG)
     before = cfg.pretrained
     cfg.merge_from_dict({'pretrained': '/x/vit.pth'})
@@ -316,3 +316,53 @@ def test_bias_tuned_prompt_only_state_dict_loads(tmp_path):
     assert torch.equal(dst.blocks[0].attn.qkv.bias, src.blocks[0].attn.qkv.bias)
     assert torch.equal(dst.blocks[0].attn.qkv.weight,
                        t.blocks[0].attn.qkv.weight)
+
+
+def test_prompt_only_hook_keeps_frozen_tensors_outside_the_encoder(tmp_path):
+    """PromptOnlyCheckpointHook drops exactly the frozen encoder tensors the
+    backbone declares: a head layer the user froze stays in the file (and
+    loads back), the encoder's frozen weights go, the record of the
+    pretrained file is written."""
+    pytest.importorskip('mmengine')
+    from types import SimpleNamespace
+
+    from ivpt_helpers import IMG, PATCH, TINY, timm_vit
+
+    from mmseg_ivpt.engine.hooks import PromptOnlyCheckpointHook
+    from mmseg_ivpt.models import PromptedViT
+    path = str(tmp_path / 'vit.pth')
+    t = timm_vit()
+    torch.save(t.state_dict(), path)
+
+    def model():
+        m = torch.nn.Module()
+        m.backbone = PromptedViT(
+            arch=TINY, img_size=IMG, patch_size=PATCH, num_prompts=2,
+            init_cfg=dict(type='Pretrained', checkpoint=path))
+        m.backbone.init_weights()
+        m.neck = torch.nn.Linear(TINY['embed_dims'], 8)
+        m.neck.requires_grad_(False)  # frozen by the user: not the ViT's
+        m.head = torch.nn.Linear(8, 3)
+        return m
+    src = model()
+    with torch.no_grad():
+        src.neck.weight.normal_()
+        src.backbone.prompts.normal_()
+    ckpt = dict(state_dict=src.state_dict(), meta={})
+    runner = SimpleNamespace(model=src, hooks=[], work_dir=str(tmp_path))
+    PromptOnlyCheckpointHook().before_save_checkpoint(runner, ckpt)
+    sd = ckpt['state_dict']
+    assert set(sd) == {'backbone.prompts', 'neck.weight', 'neck.bias',
+                       'head.weight', 'head.bias'}
+    enc = len(src.backbone.encoder_state_dict_keys())
+    assert ckpt['meta']['prompt_only'] == dict(dropped_frozen_tensors=enc,
+                                               kept_tensors=5)
+    rec = sd._metadata['backbone']
+    assert rec['pretrained'] == path
+    assert rec['pretrained_abs'] == osp.abspath(path)
+    assert rec['pretrained_rel'] == 'vit.pth'
+    assert rec['encoder_fingerprint'] == src.backbone.pretrained_fingerprint
+    dst = model()
+    dst.load_state_dict(sd)
+    assert torch.equal(dst.neck.weight, src.neck.weight)
+    assert torch.equal(dst.backbone.prompts, src.backbone.prompts)

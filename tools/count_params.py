@@ -13,7 +13,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmseg_ivpt.apis import build_model_on_meta, count_parameters  # noqa
+from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters  # noqa
 
 
 def main():

@@ -11,20 +11,27 @@
     python tools/protocol.py report --benchmark vtab --backbone vitl16
 
 ``--method`` picks a variant of the per-task iVPT configs with its own
-recipe (``mmseg_ivpt.apis.protocol.METHODS``, docs/reproduction.md).
-``--cfg-options`` are applied after the method, so they always win. Runs go
-through tools/train.py (``--gpus N``: tools/dist_train.sh) into
+recipe (``mmseg_ivpt.protocol.METHODS``, docs/reproduction.md).
+``--cfg-options`` are applied after the method, so they always win. A
+config's benchmark and backbone are its place in the table of task configs
+(``mmseg_ivpt.protocol.BACKBONE_CONFIGS``; a config inheriting from one of
+them counts as that one). Runs go through ``python -m
+mmseg_ivpt.engine.train`` (``--gpus N``: under ``torch.distributed.run``,
+with tools/dist_train.sh's NNODES, NODE_RANK, MASTER_ADDR, PORT) into
 ``WORK_ROOT/<benchmark>/<method>[-<backbone>]/<task>/{sweep/lr<base lr>_wd<wd>,final/seed<s>}``
 (``-<backbone>`` for ``vitl16``, ``vith14``, ``swinb``);
 each keeps the config it ran and, once finished, a ``result.json``. Running
 the same command again skips finished runs and resumes interrupted ones
 from their last checkpoint. ``--dry-run`` prints the grid and the commands
-and writes nothing.
+and writes nothing. The paper's numbers of ``report`` are
+``configs/{vtab,fgvc}/metafile.yml``. Each error (a method that does not fit
+a config, a config outside the table, a work dir of another config, an
+unreadable metafile, a failed run) is one line that names its file.
 """
 import argparse
-import glob
 import json
 import os.path as osp
+import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -32,26 +39,20 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import mmseg_ivpt  # noqa: E402,F401
-from mmseg_ivpt.apis import build_model_on_meta, count_parameters  # noqa
-from mmseg_ivpt.apis.protocol import (BACKBONE_CONFIGS,  # noqa: E402
-                                      METHODS, VPT_SEEDS, Progress,
-                                      backbone_name, benchmark_of,
-                                      config_digest,
-                                      finished_result, load_task_config,
-                                      lr_grid, pick_best, recipe_of, report,
-                                      run_training, set_splits,
-                                      summarise_seeds, task_of, timed,
-                                      train_command)
-from mmseg_ivpt.datasets import FGVC_DATASETS, VTAB_TASKS  # noqa: E402
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters  # noqa
+from mmseg_ivpt.protocol import (BACKBONE_CONFIGS, METHODS,  # noqa: E402
+                                 VPT_SEEDS, Progress, ProtocolError,
+                                 benchmark_tasks, config_digest,
+                                 finished_result, load_task_config, locate,
+                                 lr_grid, pick_best, recipe_of, report,
+                                 run_training, set_splits, summarise_seeds,
+                                 task_configs, task_of, timed, train_command)
 
 
 def load(path, args):
-    try:
-        return load_task_config(path, args.method, args.cfg_options)
-    except ValueError as e:  # a method that does not fit the config
-        raise SystemExit(f'protocol.py: {path}: {e}')
+    if not osp.isfile(path):
+        raise SystemExit(f'protocol.py: {path}: no such config')
+    return load_task_config(path, args.method, args.cfg_options)
 
 
 def method_dir(method, backbone):
@@ -59,8 +60,10 @@ def method_dir(method, backbone):
 
 
 def task_dir(args, cfg):
-    return osp.join(args.work_root, benchmark_of(cfg),
-                    method_dir(args.method, backbone_name(cfg)), task_of(cfg))
+    where = locate(cfg)
+    return osp.join(args.work_root, where.benchmark,
+                    method_dir(args.method, where.backbone),
+                    task_of(cfg, where.benchmark))
 
 
 def run_or_skip(cfg, wdir, args, progress, what):
@@ -131,8 +134,9 @@ def final(args):
             best_file = osp.join(tdir, 'sweep', 'best.json')
             if not osp.isfile(best_file):
                 if not args.dry_run:
-                    raise SystemExit(f'{best_file} not found: run `sweep` '
-                                     'first or pass --lr and --wd')
+                    raise SystemExit(f'protocol.py: {best_file} not found: '
+                                     'run `sweep` first or pass --lr and '
+                                     '--wd')
                 lr, wd, name = None, None, 'best of the sweep'
             else:
                 with open(best_file) as f:
@@ -167,17 +171,16 @@ def final(args):
 
 def make_report(args):
     bench, backbone = args.benchmark, args.backbone
-    tasks = list(VTAB_TASKS if bench == 'vtab' else FGVC_DATASETS)
-    pattern = BACKBONE_CONFIGS[backbone].get(bench)
-    if pattern is None:
-        raise SystemExit(f'--backbone {backbone} has no {bench} configs; '
-                         f'{bench} has: ' + ', '.join(
+    tasks = list(benchmark_tasks(bench))
+    if bench not in BACKBONE_CONFIGS[backbone]:
+        raise SystemExit(f'protocol.py: --backbone {backbone} has no {bench} '
+                         f'configs; {bench} has: ' + ', '.join(
                              b for b, p in BACKBONE_CONFIGS.items()
                              if bench in p))
     results, params = {}, {}
-    for path in sorted(glob.glob(osp.join(ROOT, pattern))):
+    for path in task_configs(backbone, bench):
         cfg = load(path, args)
-        task = task_of(cfg)
+        task = task_of(cfg, bench)
         params[task] = count_parameters(build_model_on_meta(cfg))['trainable']
         res = osp.join(args.work_root, bench,
                        method_dir(args.method, backbone), task, 'final',
@@ -191,7 +194,7 @@ def make_report(args):
     print(report(results, bench, args.method, params, tasks, backbone))
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = p.add_subparsers(dest='cmd', required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -219,8 +222,14 @@ def main():
     r.add_argument('--backbone', choices=list(BACKBONE_CONFIGS),
                    default='vitb16', help='whose task configs and paper '
                    'numbers (Table 13 / 5 for vitl16, vith14, swinb)')
-    args = p.parse_args()
-    dict(sweep=sweep, final=final, report=make_report)[args.cmd](args)
+    args = p.parse_args(argv)
+    try:
+        dict(sweep=sweep, final=final, report=make_report)[args.cmd](args)
+    except ProtocolError as e:  # each kind says what is wrong, with its file
+        raise SystemExit(f'protocol.py: {e}')
+    except subprocess.CalledProcessError as e:  # its output is above
+        raise SystemExit(f'protocol.py: a training run failed (exit '
+                         f'{e.returncode}): {" ".join(e.cmd)}')
 
 
 if __name__ == '__main__':

@@ -12,8 +12,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_ivpt.apis import (ConfigError, add_common_args,  # noqa: E402
-                             build_runner, load_config)
+from mmseg_ivpt.engine.runner import (ConfigError,  # noqa: E402
+                                      add_common_args, build_runner,
+                                      load_config)
 
 
 def parse_args():

@@ -1,9 +1,10 @@
-# iVPT on FGVC nabirds: 555 classes, N=50, k=10 (paper Table 15).
-_base_ = ['./_base_/fgvc_vitb16.py']
-model = dict(backbone=dict(num_prompts=50, ar_tokens=10),
-             head=dict(num_classes=555))
-data_preprocessor = dict(num_classes=555)
-root = 'data/fgvc/nabirds'
-train_dataloader = dict(dataset=dict(name='nabirds', data_root=root))
-val_dataloader = dict(dataset=dict(name='nabirds', data_root=root))
-test_dataloader = dict(dataset=dict(name='nabirds', data_root=root))
+# iVPT on FGVC nabirds with ViT-B/16: the classes, N and k (paper Table 15)
+# of _base_/datasets/fgvc/nabirds.py.
+_base_ = [
+    '../_base_/models/ivpt_vitb16.py',
+    '../_base_/datasets/fgvc/nabirds.py',
+    '../_base_/schedules/vpt_sgd_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,9 +1,10 @@
-# iVPT on FGVC stanford_dogs: 120 classes, N=10, k=10 (paper Table 15).
-_base_ = ['./_base_/fgvc_vitb16.py']
-model = dict(backbone=dict(num_prompts=10, ar_tokens=10),
-             head=dict(num_classes=120))
-data_preprocessor = dict(num_classes=120)
-root = 'data/fgvc/Stanford-dogs'
-train_dataloader = dict(dataset=dict(name='stanford_dogs', data_root=root))
-val_dataloader = dict(dataset=dict(name='stanford_dogs', data_root=root))
-test_dataloader = dict(dataset=dict(name='stanford_dogs', data_root=root))
+# iVPT on FGVC stanford_dogs with ViT-B/16: the classes, N and k (paper Table
+# 15) of _base_/datasets/fgvc/stanford_dogs.py.
+_base_ = [
+    '../_base_/models/ivpt_vitb16.py',
+    '../_base_/datasets/fgvc/stanford_dogs.py',
+    '../_base_/schedules/vpt_sgd_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

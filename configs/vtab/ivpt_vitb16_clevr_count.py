@@ -1,8 +1,10 @@
-# iVPT on VTAB-1k clevr_count: 8 classes, N=100, k=50 (paper Table 16).
-_base_ = ['./_base_/vtab1k_vitb16.py']
-model = dict(backbone=dict(num_prompts=100, ar_tokens=50),
-             head=dict(num_classes=8))
-data_preprocessor = dict(num_classes=8)
-train_dataloader = dict(dataset=dict(task='clevr_count'))
-val_dataloader = dict(dataset=dict(task='clevr_count'))
-test_dataloader = dict(dataset=dict(task='clevr_count'))
+# iVPT on VTAB-1k clevr_count with ViT-B/16: the classes, N and k (paper
+# Table 16) of _base_/datasets/vtab1k/clevr_count.py.
+_base_ = [
+    '../_base_/models/ivpt_vitb16.py',
+    '../_base_/datasets/vtab1k/clevr_count.py',
+    '../_base_/schedules/vpt_sgd_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,8 +1,10 @@
-# iVPT on VTAB-1k patch_camelyon: 2 classes, N=30, k=30 (paper Table 16).
-_base_ = ['./_base_/vtab1k_vitb16.py']
-model = dict(backbone=dict(num_prompts=30, ar_tokens=30),
-             head=dict(num_classes=2))
-data_preprocessor = dict(num_classes=2)
-train_dataloader = dict(dataset=dict(task='patch_camelyon'))
-val_dataloader = dict(dataset=dict(task='patch_camelyon'))
-test_dataloader = dict(dataset=dict(task='patch_camelyon'))
+# iVPT on VTAB-1k patch_camelyon with ViT-B/16: the classes, N and k (paper
+# Table 16) of _base_/datasets/vtab1k/patch_camelyon.py.
+_base_ = [
+    '../_base_/models/ivpt_vitb16.py',
+    '../_base_/datasets/vtab1k/patch_camelyon.py',
+    '../_base_/schedules/vpt_sgd_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,8 +1,10 @@
-# iVPT on VTAB-1k smallnorb_azi: 18 classes, N=50, k=10 (paper Table 16).
-_base_ = ['./_base_/vtab1k_vitb16.py']
-model = dict(backbone=dict(num_prompts=50, ar_tokens=10),
-             head=dict(num_classes=18))
-data_preprocessor = dict(num_classes=18)
-train_dataloader = dict(dataset=dict(task='smallnorb_azi'))
-val_dataloader = dict(dataset=dict(task='smallnorb_azi'))
-test_dataloader = dict(dataset=dict(task='smallnorb_azi'))
+# iVPT on VTAB-1k smallnorb_azi with ViT-B/16: the classes, N and k (paper
+# Table 16) of _base_/datasets/vtab1k/smallnorb_azi.py.
+_base_ = [
+    '../_base_/models/ivpt_vitb16.py',
+    '../_base_/datasets/vtab1k/smallnorb_azi.py',
+    '../_base_/schedules/vpt_sgd_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

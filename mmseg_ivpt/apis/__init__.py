@@ -1,10 +1,7 @@
-"""Helpers behind tools/ (need mmengine)."""
-from .launch import (ConfigError, add_common_args, build_runner, check_data,
-                     check_model, load_config, prepare, resolve_resume,
-                     setup_cpu_distributed)
-from .params import build_model_on_meta, count_parameters
+"""The user's inference API (needs mmengine): the prompt bank that serves
+many tasks on one frozen ViT, and a model of either toolbox from a config
+and a checkpoint."""
+from .bank import BankError, PromptBank
+from .inference import load_model, scope_of
 
-__all__ = ['ConfigError', 'add_common_args', 'build_model_on_meta',
-           'build_runner', 'check_data', 'check_model', 'count_parameters',
-           'load_config', 'prepare', 'resolve_resume',
-           'setup_cpu_distributed']
+__all__ = ['BankError', 'PromptBank', 'load_model', 'scope_of']

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..models.checkpoint import EncoderMismatchError
 from ..models.multitask import (MUX_MODES, TaskMux, check_task_backbone,
                                 tensor_bytes)
-from .analysis import scope_of
+from .inference import scope_of
 
 #: What a task entry of a bank has; ``cfg_options`` is optional.
 TASK_KEYS = ('name', 'config', 'checkpoint')

@@ -1,34 +1,38 @@
-"""Prompt-only checkpoints: save what training changed, not the frozen ViT."""
+"""Prompt-only checkpoints: save what training changed, not the frozen
+encoder; and a checksum of every checkpoint."""
 import os.path as osp
-from collections import OrderedDict
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..models import PromptTunedViT
+from ..models import PromptTuning
+from ..models.prompt_only import prompt_only_state_dict
 from ..utils.integrity import add_checksum
 
 
 @HOOKS.register_module()
 class PromptOnlyCheckpointHook(Hook):
-    """Drop the frozen parameters from every checkpoint the runner saves.
+    """Drop the frozen encoder tensors from every checkpoint the runner
+    saves.
 
-    What stays: every parameter that trains (prompts, DA, AR, gates,
-    temperatures, biases in bias tuning, the heads), every buffer (the heads'
-    BatchNorm statistics), and all of mmengine's own entries (``meta`` with
+    What goes: the tensors of the pretrained encoder that each prompt-tuned
+    backbone (:class:`~mmseg_ivpt.models.PromptTuning`) declares frozen
+    (``frozen_state_dict_keys``). What stays: everything else, i.e. every
+    tensor that trains (prompts, DA, AR, gates, temperatures, biases in
+    bias tuning, the heads), every tensor outside those encoders even when
+    frozen (a head layer a user froze), every buffer (the heads' BatchNorm
+    statistics), and all of mmengine's own entries (``meta`` with
     ``dataset_meta``: class names and palette; ``optimizer``;
     ``param_schedulers``; ``message_hub``), so the file resumes training and
     serves ``init_model`` like a full one. Loading it needs the pretrained
-    ViT it was trained on, which is recorded in the state dict's metadata of
-    the backbone (``_metadata['backbone']``): ``pretrained`` (the path as
-    the config wrote it), ``pretrained_abs`` (absolute), ``pretrained_rel``
-    (relative to the checkpoint's folder) and ``encoder_fingerprint``
-    (:func:`~mmseg_ivpt.utils.integrity.encoder_fingerprint` of the file).
-    The backbone finds the file there even if the loader dropped
-    ``init_cfg`` (``mmseg.apis.init_model`` does), from any working
-    directory, and refuses another ViT; see
-    ``PromptTunedViT._load_frozen_encoder``.
+    encoder it was trained on, which is recorded in the state dict's
+    metadata of the backbone (``_metadata['backbone']``: the path as the
+    config wrote it, absolute, relative to the checkpoint's folder, and the
+    encoder's fingerprint; :mod:`mmseg_ivpt.models.prompt_only` writes and
+    reads that record). The backbone finds the file there even if the
+    loader dropped ``init_cfg`` (``mmseg.apis.init_model`` does), from any
+    working directory, and refuses another encoder.
 
     Registered in mmengine's root ``HOOKS``, so mmseg and mmpretrain configs
     reach it: ``custom_hooks = [dict(type='PromptOnlyCheckpointHook')]``.
@@ -40,17 +44,10 @@ class PromptOnlyCheckpointHook(Hook):
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
-        frozen = {n for n, p in model.named_parameters()
-                  if not p.requires_grad}
+        backbones = {name: m for name, m in model.named_modules()
+                     if isinstance(m, PromptTuning)}
         sd = checkpoint['state_dict']
-        kept = OrderedDict((k, v) for k, v in sd.items() if k not in frozen)
-        kept._metadata = OrderedDict(
-            (k, dict(v)) for k, v in getattr(sd, '_metadata', {}).items())
-        out_dir = _checkpoint_dir(runner)
-        for name, m in model.named_modules():
-            if isinstance(m, PromptTunedViT):
-                kept._metadata.setdefault(name, {}).update(
-                    _pretrained_record(m, out_dir))
+        kept = prompt_only_state_dict(sd, backbones, _checkpoint_dir(runner))
         checkpoint['state_dict'] = kept
         checkpoint.setdefault('meta', {})['prompt_only'] = dict(
             dropped_frozen_tensors=len(sd) - len(kept),
@@ -66,25 +63,6 @@ def _checkpoint_dir(runner) -> str:
             if isinstance(out, str) and '://' not in out:
                 return osp.abspath(out)
     return osp.abspath(runner.work_dir)
-
-
-def _pretrained_record(m: PromptTunedViT, out_dir: str) -> dict:
-    """What a prompt-only checkpoint records about the frozen ViT of
-    backbone ``m``, the checkpoint being written into ``out_dir``."""
-    path = getattr(m, 'pretrained_path', None) or \
-        (m.init_cfg or {}).get('checkpoint')
-    if not path:
-        return {}
-    rec = dict(pretrained=(m.init_cfg or {}).get('checkpoint', path))
-    if '://' not in path:
-        rec['pretrained_abs'] = osp.abspath(path)
-        rec['pretrained_rel'] = osp.relpath(rec['pretrained_abs'], out_dir)
-    else:
-        rec['pretrained_abs'] = path
-    fp = getattr(m, 'pretrained_fingerprint', None)
-    if fp:
-        rec['encoder_fingerprint'] = fp
-    return rec
 
 
 @HOOKS.register_module()

@@ -1,7 +1,11 @@
-"""Loading a pretrained ViT into :class:`~.vit.ViTEncoder`, whatever layout
-the checkpoint has.
+"""Loading a pretrained encoder, whatever layout the checkpoint has: the
+file reading, unwrapping and errors every encoder shares, and the ViT
+layouts of :class:`~.vit.ViTEncoder` (the Swin layouts are beside the Swin
+encoder, :mod:`.swin`). :func:`load_encoder_weights` asks the encoder to fit
+the tensors (``fit_encoder_state_dict``), so each encoder reads its own
+layouts.
 
-Layouts recognised (detected from the keys, after taking the tensors out of
+ViT layouts recognised (detected from the keys, after taking the tensors out of
 a ``state_dict`` / ``model`` entry, removing a ``module.`` wrapper and, when
 present, keeping only the ``backbone.`` part of a whole segmentor or
 classifier checkpoint, or the ``base_encoder.`` of a MoCo-v3 pretraining
@@ -31,7 +35,7 @@ import torch
 from torch import Tensor
 
 from ..utils.integrity import encoder_fingerprint
-from .vit import resize_pos_embed
+from .layers import resize_pos_embed
 
 # (pattern, replacement) applied in order, per layout, to reach timm's names.
 _RENAMES: Dict[str, List[Tuple[str, str]]] = {
@@ -219,16 +223,11 @@ def read_checkpoint(path: str):
 
 def load_encoder_weights(model, sd: Dict[str, Tensor],
                          source: str = 'state dict') -> str:
-    """Copy a pretrained ViT's tensors (any recognised layout) into
-    ``model`` (a ViTEncoder); returns the layout. The method's own
-    parameters (prompts...) are not touched."""
-    if hasattr(model, 'fit_encoder_state_dict'):  # own layouts (Swin)
-        layout, timm_sd, fitted = model.fit_encoder_state_dict(sd, source)
-    else:
-        layout = detect_layout(sd)
-        timm_sd = convert_to_timm(sd, layout)
-        fitted = fit_state_dict(model, timm_sd,
-                                source=f'{source} ({layout} layout)')
+    """Copy a pretrained encoder's tensors (any layout the encoder reads:
+    its ``fit_encoder_state_dict``) into ``model`` (a
+    :class:`~.vit.ViTEncoder` or :class:`~.swin.SwinEncoder`); returns the
+    layout. The method's own parameters (prompts...) are not touched."""
+    layout, timm_sd, fitted = model.fit_encoder_state_dict(sd, source)
     with torch.no_grad():
         own = model.state_dict()
         for k, v in fitted.items():

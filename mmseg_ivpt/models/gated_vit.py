@@ -34,8 +34,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .prompt_tuned import PromptTunedViT, insert_slot, replace_slot
-from .vit import prompt_init_bound
+from .layers import insert_slot, prompt_init_bound, replace_slot
+from .prompt_tuned import PromptTunedViT
 
 
 class GatedViT(PromptTunedViT):

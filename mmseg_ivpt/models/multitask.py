@@ -41,8 +41,9 @@ from torch import Tensor, nn
 from .checkpoint import (CheckpointMismatchError, convert_to_timm,
                          detect_layout, load_encoder_weights, logger,
                          read_checkpoint, unwrap_state_dict)
+from .layers import resize_pos_embed
 from .prompt_tuned import PromptTunedViT
-from .vit import ViTEncoder, resize_pos_embed
+from .vit import ViTEncoder
 
 MUX_MODES = ('pad', 'group')
 #: The encoder modules a task backbone takes from the mux (pos_embed apart).
@@ -74,11 +75,9 @@ def tensor_bytes(tensors) -> int:
 
 
 def check_task_backbone(name: str, backbone) -> None:
-    """A named error unless ``backbone`` can join a mux: a PromptedViT or
-    GatedViT that leaves the encoder frozen."""
-    from .prompted_swin import PromptedSwin
-    if not isinstance(backbone, PromptTunedViT) or \
-            isinstance(backbone, PromptedSwin):
+    """A named error unless ``backbone`` can join a mux: a prompt-tuned
+    ViT (PromptedViT, GatedViT) that leaves the encoder frozen."""
+    if not isinstance(backbone, PromptTunedViT):
         raise TypeError(f'task {name!r}: the backbone is '
                         f'{type(backbone).__name__}; a bank serves '
                         f'PromptedViT and GatedViT')

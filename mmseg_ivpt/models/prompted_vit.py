@@ -46,8 +46,9 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .prompt_tuned import PromptTunedViT, insert_slot, replace_slot
-from .vit import prompt_init_bound
+from .layers import (cdc_prompts, insert_slot, prompt_init_bound,
+                     replace_slot)
+from .prompt_tuned import PromptTunedViT
 
 PROMPT_STRUCTURES = ('shallow', 'deep', 'vanilla_cdc', 'cdc', 'provp',
                      'express')
@@ -146,18 +147,11 @@ class PromptedViT(PromptTunedViT):
         """P̂ for every block whose slot does not depend on the image,
         computed once per forward: (L, N, D) (shallow: (1, N, D)); for
         ProVP, the added P (L, N, D)."""
-        P = self.prompts
-        if P is None:
+        if self.prompts is None:
             return None
-        s = self.prompt_structure
-        if s == 'vanilla_cdc':
-            return P.cumsum(dim=0)
-        if s == 'cdc':
-            prev = P[:-1]
-            if self.da_weights is not None:
-                prev = self.da_weights @ prev  # Γ^{l-1} P^{l-1}
-            return torch.cat([P[:1], P[1:] + prev], dim=0)
-        return P  # shallow, deep, provp
+        # shallow, deep, provp, express: P as it is
+        return cdc_prompts(self.prompts, self.prompt_structure,
+                           self.da_weights)
 
     def _prompt(self, p: Tensor, batch_size: int) -> Tensor:
         return self.prompt_drop(p.expand(batch_size, -1, -1))

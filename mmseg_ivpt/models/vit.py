@@ -4,7 +4,9 @@ The encoder is a pre-norm ViT (timm's ``VisionTransformer`` without the
 extras: fused qkv, attention through
 :func:`torch.nn.functional.scaled_dot_product_attention`, GELU MLP). Its
 parameter names are timm's, so ``timm.models.VisionTransformer.state_dict()``
-loads as it is; other layouts are converted by :mod:`.checkpoint`.
+loads as it is; other layouts are converted by :mod:`.checkpoint`
+(:meth:`ViTEncoder.fit_encoder_state_dict`). The pieces it shares with the
+Swin encoder, its sibling, are :mod:`.layers`'s.
 
 Token layout inside the blocks: ``[cls, prompt slot (N), patches (M)]``.
 The encoder knows nothing about prompts: a subclass says what enters the
@@ -19,7 +21,6 @@ is a plain ViT.
 This module imports nothing but torch, so the backbones can be benchmarked on
 a machine without the OpenMMLab packages.
 """
-import math
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -27,6 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from .checkpoint import convert_to_timm, detect_layout, fit_state_dict
+from .layers import (DropPath, Mlp, PatchEmbed, arch_preset,
+                     check_patch_grid, resize_pos_embed, resolve_out_indices)
 
 ARCH_SETTINGS: Dict[str, Dict[str, int]] = {
     'b': dict(embed_dims=768, num_layers=12, num_heads=12,
@@ -45,25 +50,14 @@ _ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
 
 def resolve_arch(arch: Union[str, dict]) -> Dict[str, int]:
     """Return the four numbers of an ``arch`` preset name or dict."""
-    if isinstance(arch, str):
-        if arch.lower() not in ARCH_SETTINGS:
-            raise ValueError(f'arch={arch!r} is not a known preset; allowed: '
-                             f'{sorted(ARCH_SETTINGS)} or a dict with keys '
-                             f'{list(_ARCH_KEYS)}')
-        return dict(ARCH_SETTINGS[arch.lower()])
-    if isinstance(arch, dict):
-        missing = [k for k in _ARCH_KEYS if k not in arch]
-        extra = [k for k in arch if k not in _ARCH_KEYS]
-        if missing or extra:
-            raise ValueError(f'arch dict must have exactly the keys '
-                             f'{list(_ARCH_KEYS)}; missing {missing}, '
-                             f'unexpected {extra}')
-        out = {k: int(arch[k]) for k in _ARCH_KEYS}
-        if out['embed_dims'] % out['num_heads']:
-            raise ValueError(f"arch: embed_dims={out['embed_dims']} is not "
-                             f"divisible by num_heads={out['num_heads']}")
-        return out
-    raise TypeError(f'arch must be a preset name or a dict, got {arch!r}')
+    preset = arch_preset(arch, ARCH_SETTINGS, _ARCH_KEYS)
+    if preset is not None:
+        return preset
+    out = {k: int(arch[k]) for k in _ARCH_KEYS}
+    if out['embed_dims'] % out['num_heads']:
+        raise ValueError(f"arch: embed_dims={out['embed_dims']} is not "
+                         f"divisible by num_heads={out['num_heads']}")
+    return out
 
 
 def add_to_slot(x: Tensor, r: Tensor) -> Tensor:
@@ -76,100 +70,6 @@ def add_to_slot(x: Tensor, r: Tensor) -> Tensor:
 #: (after norm1 (N, D), after the qkv projection (N, 3D), after the
 #: attention's output projection (N, D)).
 SlotResiduals = Tuple[Tensor, Tensor, Tensor]
-
-
-def check_patch_grid(img_size, patch_size: int) -> Tuple[int, int]:
-    """``img_size`` as (H, W), checked to be divisible by ``patch_size``
-    (a positive int); named errors otherwise."""
-    img_size = to_2tuple(img_size)
-    if not isinstance(patch_size, int) or patch_size <= 0:
-        raise ValueError(f'patch_size must be a positive int, got '
-                         f'{patch_size!r}')
-    if any(s <= 0 or s % patch_size for s in img_size):
-        raise ValueError(f'img_size={img_size} must be positive and '
-                         f'divisible by patch_size={patch_size}')
-    return img_size
-
-
-def resolve_out_indices(out_indices: Union[int, Sequence[int]], n: int,
-                        unit: str = 'layers') -> Tuple[int, ...]:
-    """``out_indices`` (negative ones counted from the end) as indices in
-    0..n-1; a named error for one out of range."""
-    if isinstance(out_indices, int):
-        out_indices = [out_indices]
-    idx = []
-    for i in out_indices:
-        j = i + n if i < 0 else i
-        if not 0 <= j < n:
-            raise ValueError(f'out_indices: {i} is out of range for {n} '
-                             f'{unit}')
-        idx.append(j)
-    return tuple(idx)
-
-
-def to_2tuple(x: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    if isinstance(x, int):
-        return (x, x)
-    x = tuple(int(v) for v in x)
-    if len(x) != 2:
-        raise ValueError(f'expected an int or a pair, got {x!r}')
-    return x
-
-
-def resize_pos_embed(pos_embed: Tensor, src_hw: Tuple[int, int],
-                     dst_hw: Tuple[int, int],
-                     num_prefix_tokens: int = 1) -> Tensor:
-    """Bicubically resample the patch part of an absolute position embedding.
-
-    Args:
-        pos_embed: (1, num_prefix_tokens + Hs*Ws, D).
-        src_hw: (Hs, Ws), the grid ``pos_embed`` was made for.
-        dst_hw: (Hd, Wd), the grid wanted.
-
-    Returns:
-        (1, num_prefix_tokens + Hd*Wd, D). The prefix (cls) part is kept as
-        it is. Same interpolation as mmseg's and mmpretrain's
-        ``resize_pos_embed`` (bicubic, ``align_corners=False``).
-    """
-    if tuple(src_hw) == tuple(dst_hw):
-        return pos_embed
-    prefix = pos_embed[:, :num_prefix_tokens]
-    grid = pos_embed[:, num_prefix_tokens:]
-    d = grid.shape[-1]
-    if grid.shape[1] != src_hw[0] * src_hw[1]:
-        raise ValueError(f'pos_embed has {grid.shape[1]} patch positions, '
-                         f'which is not the grid {src_hw}')
-    grid = grid.reshape(1, src_hw[0], src_hw[1], d).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=dst_hw, mode='bicubic',
-                         align_corners=False).to(pos_embed.dtype)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, dst_hw[0] * dst_hw[1], d)
-    return torch.cat([prefix, grid], dim=1)
-
-
-class PatchEmbed(nn.Module):
-    """Image to patch tokens: (B, C, H, W) -> (B, H/p * W/p, D).
-
-    An input whose sides are not multiples of the patch size is padded at
-    the bottom and right (mmseg's ``padding='corner'``), so whole-image
-    inference works on any size.
-    """
-
-    def __init__(self, patch_size: int, in_channels: int, embed_dims: int,
-                 bias: bool = True):
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size,
-                              bias=bias)
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        p = self.patch_size
-        h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % p, (-w) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.proj(x)
-        hw = (x.shape[-2], x.shape[-1])
-        return x.flatten(2).transpose(1, 2), hw
 
 
 class Attention(nn.Module):
@@ -240,34 +140,6 @@ class Attention(nn.Module):
         if residuals is not None:  # (N, D) after the output projection
             out = add_to_slot(out, residuals[1])
         return self.proj_drop(out), row
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, drop: float = 0.):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample."""
-
-    def __init__(self, p: float = 0.):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.p == 0. or not self.training:
-            return x
-        keep = 1 - self.p
-        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1))
-        return x * mask.bernoulli_(keep) / keep
 
 
 class Block(nn.Module):
@@ -430,6 +302,31 @@ class ViTEncoder(nn.Module):
                 if k.split('.')[0] in ('patch_embed', 'cls_token',
                                        'pos_embed', 'blocks', 'norm')]
 
+    def fit_encoder_state_dict(self, sd: Dict[str, Tensor],
+                               source: str = 'state dict'
+                               ) -> Tuple[str, Dict[str, Tensor],
+                                          Dict[str, Tensor]]:
+        """The pretrained ViT of ``sd`` (a timm, mmseg or mmpretrain
+        layout, :mod:`.checkpoint`) in this encoder's names: (layout, the
+        renamed state dict, exactly the encoder's tensors, the position
+        embedding resampled to this grid). What
+        :func:`~.checkpoint.load_encoder_weights` calls."""
+        layout = detect_layout(sd)
+        timm_sd = convert_to_timm(sd, layout)
+        return layout, timm_sd, fit_state_dict(
+            self, timm_sd, source=f'{source} ({layout} layout)')
+
+    def frozen_modules(self) -> Tuple[nn.Module, ...]:
+        """The modules of the pretrained ViT that a frozen encoder keeps in
+        eval mode while training (no dropout, no drop path)."""
+        return (self.patch_embed, self.pos_drop, self.blocks, self.norm)
+
+    def bias_tuned(self, name: str) -> bool:
+        """Whether bias tuning trains the encoder parameter ``name``: the
+        blocks' biases, LayerNorm biases included; not the patch
+        embedding's nor the final norm's (the paper's 270,336 for ViT-L)."""
+        return name.startswith('blocks.') and name.endswith('.bias')
+
     # ----------------------------------------------------------------- hooks
     def enter_block(self, layer: int, x: Tensor, ctx) -> Tensor:
         """Tokens block ``layer`` receives. x: (B, 1+[N]+M, D); before block
@@ -552,7 +449,3 @@ class ViTEncoder(nn.Module):
         form :meth:`outputs` gives)."""
         return self.outputs(*self.run_image(img))
 
-
-def prompt_init_bound(patch_size: int, embed_dims: int) -> float:
-    """VPT's uniform prompt init bound ``sqrt(6 / (3*p*p + D))``."""
-    return math.sqrt(6. / float(3 * patch_size * patch_size + embed_dims))

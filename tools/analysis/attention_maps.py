@@ -140,7 +140,8 @@ def main():
     args = parse_args()
     from mmengine.config import Config
 
-    from mmseg_ivpt.apis.analysis import capture_attention, load_model
+    from mmseg_ivpt.analysis.attention import capture_attention
+    from mmseg_ivpt.apis.inference import load_model
     specs = [(args.config, args.checkpoint)]
     if args.compare:
         specs.append(tuple(args.compare))

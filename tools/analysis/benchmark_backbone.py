@@ -10,10 +10,12 @@ training step (frozen encoder, gradients to the method's parameters) of:
   from :class:`PromptedViT`, and ``gapt`` from :class:`GatedViT`;
 
 and prints the ratios the targets are stated in (iVPT vs VPT-deep, VPT-deep
-vs timm). Times come from one child process that builds every method and
-runs their steps interleaved round-robin (the median step of each), so that
-the machine's drifts hit all methods alike; the peak memory of each method is
-measured alone in a child process of its own.
+vs timm). Measured with the harness of ``mmseg_ivpt.analysis.benchmark``
+(docs/benchmarks.md, "How it is measured"): the times in this process, every
+method built and their steps interleaved (``interleaved_times``, the order
+rotated each round; the median step of each), so that the machine's drifts
+hit all methods alike; the peak memory of each method's step alone in a
+fresh child process (``peak_memory``).
 
 Needs only torch and timm (runs on the GPU machine without mm packages)::
 
@@ -21,29 +23,54 @@ Needs only torch and timm (runs on the GPU machine without mm packages)::
     python tools/analysis/benchmark_backbone.py --device cuda --amp bf16 \
         --batch-size 64
 
-Memory: CUDA peak allocated bytes above the model's own; on CPU the growth of
-the process's peak resident set during the steps (coarser).
+Memory: the peak of one step (after one warm-up step) above what was
+resident before it: CUDA peak allocated bytes; CPU the peak resident set.
+
+``--against CHECKOUT`` compares two revisions of the models in one run: every
+prompted method is also built from ``CHECKOUT/mmseg_ivpt/models`` (another
+clone or ``git worktree`` of this repository, imported under another name),
+given the same weights, checked to give the same outputs and gradients, and
+timed interleaved with this checkout's (no memory pass)::
+
+    git worktree add /tmp/before HEAD~1
+    python tools/analysis/benchmark_backbone.py --against /tmp/before
 """
 import argparse
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 METHODS = ('timm', 'vpt_shallow', 'vpt_deep', 'cdc', 'cdc_da', 'cdc_da_ar',
            'gapt')
 
 
-def build(name, args):
+def models_of(checkout):
+    """The ``mmseg_ivpt.models`` package of another checkout, imported as
+    ``mmseg_ivpt_against.models`` (its relative imports stay inside it)."""
+    import importlib
+    import types
+    name = 'mmseg_ivpt_against'
+    if name not in sys.modules:
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [os.path.join(os.path.abspath(checkout),
+                                     'mmseg_ivpt')]
+        sys.modules[name] = pkg
+    return importlib.import_module(f'{name}.models')
+
+
+def build(name, args, models=None):
+    """Method ``name`` built from ``models`` (default: this checkout's
+    ``mmseg_ivpt.models``): (module, forward returning (B, D))."""
     import timm
-    sys.path.insert(0, ROOT)
-    from mmseg_ivpt.models import ARCH_SETTINGS, GatedViT, PromptedViT
+
+    if models is None:
+        import mmseg_ivpt.models as models
+    ARCH_SETTINGS, GatedViT, PromptedViT = (
+        models.ARCH_SETTINGS, models.GatedViT, models.PromptedViT)
     a = ARCH_SETTINGS[args.arch]
     common = dict(arch=args.arch, img_size=args.img_size,
                   patch_size=args.patch_size, out_type='cls_token')
@@ -74,12 +101,16 @@ def build(name, args):
     return m, lambda x: m(x)[-1]
 
 
-def make_step(name, args):
-    """Build method ``name`` and return (step function, trainable count)."""
+def make_step(name, args, models=None, like=None):
+    """Build method ``name`` (from ``models``, with the weights of the
+    module ``like`` if given) and return (step function, trainable count,
+    module, forward)."""
     import torch
     torch.manual_seed(0)
     dev = torch.device(args.device)
-    model, fwd = build(name, args)
+    model, fwd = build(name, args, models)
+    if like is not None:
+        model.load_state_dict(like.state_dict())
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size,
@@ -92,48 +123,69 @@ def make_step(name, args):
         loss.backward()
         for p in params:
             p.grad = None
-        if dev.type == 'cuda':
-            torch.cuda.synchronize()
 
-    return step, sum(p.numel() for p in params)
+    return step, sum(p.numel() for p in params), model, fwd
 
 
-def child_memory(args):
-    """Peak memory of one method's step, alone in this process."""
+def memory_step(name, args):
+    """``peak_memory``'s child: method ``name``'s step."""
+    return make_step(name, args)[0]
+
+
+def check_same(name, a, b, args):
+    """The two builds of ``name`` give the same outputs and gradients of the
+    method's tensors on one batch (a named error otherwise)."""
     import torch
-    cuda = args.device.startswith('cuda')
-    step, n = make_step(args.method, args)
-    if cuda:
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(2):
-        step()
-    if cuda:
-        mem = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
-               rss0) / 1024
-    print(json.dumps(dict(method=args.method, mem_mb=mem, trainable=n)))
+    x = torch.randn(2, 3, args.img_size, args.img_size,
+                    device=torch.device(args.device))
+    outs, grads = [], []
+    for model, fwd in (a, b):
+        out = fwd(x)
+        out.float().square().mean().backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                      if p.grad is not None})
+        model.zero_grad(set_to_none=True)
+    if not torch.allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6) or \
+            grads[0].keys() != grads[1].keys() or any(
+                not torch.allclose(grads[0][k], grads[1][k], rtol=1e-5,
+                                   atol=1e-6) for k in grads[0]):
+        raise SystemExit(f'{name}: the two checkouts compute different '
+                         'outputs or gradients; not comparing their times')
 
 
-def child_timing(args):
-    """All methods in one process, steps interleaved round-robin (the order
-    rotating every round), so that drifts of the machine hit every method
-    alike; the median step per method."""
-    steps = {name: make_step(name, args)[0] for name in args.methods}
-    for step in steps.values():
-        for _ in range(args.warmup):
-            step()
-    times = {name: [] for name in steps}
-    names = list(steps)
-    for r in range(args.iters):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - t0)
-    print(json.dumps({name: 1e3 * statistics.median(t)
-                      for name, t in times.items()}))
+def compare(args):
+    """``--against``: this checkout's methods against the other's, in one
+    interleaved run."""
+    import torch
+
+    from mmseg_ivpt.analysis.benchmark import (device_name, interleaved_times,
+                                               summary)
+    other = models_of(args.against)
+    steps, trainable = {}, {}
+    for name in args.methods:
+        if name == 'timm':
+            continue
+        now = make_step(name, args)
+        there = make_step(name, args, other, like=now[2])
+        check_same(name, now[2:], there[2:], args)
+        steps[(name, 'this')], steps[(name, 'against')] = now[0], there[0]
+        trainable[name] = (now[1], there[1])
+    times = interleaved_times(steps, args.warmup, args.iters, args.device)
+    ms = {k: summary([1e3 * t for t in v]) for k, v in times.items()}
+    print(f'# {args.arch.upper()}/{args.patch_size} at {args.img_size}, '
+          f'batch {args.batch_size}, device={device_name(args.device)}, '
+          f'torch {torch.__version__}; this checkout vs {args.against}; '
+          f'outputs and gradients checked equal')
+    print('| method | trainable (this / against) | fwd+bwd ms this '
+          '(min-max) | ms against (min-max) | this / against |')
+    print('|---|---:|---:|---:|---:|')
+    for name in trainable:
+        a, b = ms[(name, 'this')], ms[(name, 'against')]
+        print(f"| {name} | {trainable[name][0]:,} / {trainable[name][1]:,} "
+              f"| {a['median']:.1f} ({a['min']:.1f}-{a['max']:.1f}) | "
+              f"{b['median']:.1f} ({b['min']:.1f}-{b['max']:.1f}) | "
+              f"{a['median'] / b['median']:.3f} |")
 
 
 def main():
@@ -154,30 +206,30 @@ def main():
     p.add_argument('--threads', type=int, default=0,
                    help='torch CPU threads (0: torch default)')
     p.add_argument('--out', help='write the results as JSON here')
-    p.add_argument('--method', help=argparse.SUPPRESS)
+    p.add_argument('--against', metavar='CHECKOUT',
+                   help='compare with the models of another checkout of '
+                   'this repository (module docstring)')
     args = p.parse_args()
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    if args.method == 'timing':
-        return child_timing(args)
-    if args.method:
-        return child_memory(args)
-
-    def spawn(method):
-        cmd = [sys.executable, os.path.abspath(__file__), '--method',
-               method] + sys.argv[1:]
-        out = subprocess.run(cmd, check=True, capture_output=True,
-                             text=True).stdout.strip().splitlines()[-1]
-        return json.loads(out)
-
-    best = {name: spawn(name) for name in args.methods}
-    for name, ms in spawn('timing').items():
-        best[name]['ms'] = ms
     import torch
-    dev = args.device
-    if dev.startswith('cuda'):
-        dev = torch.cuda.get_device_name()
+
+    from mmseg_ivpt.analysis.benchmark import (device_name, interleaved_times,
+                                               peak_memory, summary)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.against:
+        return compare(args)
+    best = {name: dict(mem_mb=peak_memory(memory_step, name, args,
+                                          device=args.device).mib)
+            for name in args.methods}
+    steps = {}
+    for name in args.methods:
+        steps[name], best[name]['trainable'] = make_step(name, args)[:2]
+    times = interleaved_times(steps, args.warmup, args.iters, args.device)
+    for name, t in times.items():
+        s = summary(t)
+        best[name].update(ms=1e3 * s['median'],
+                          ms_range=[1e3 * s['min'], 1e3 * s['max']])
+    dev = device_name(args.device)
     print(f'# {args.arch.upper()}/{args.patch_size} at {args.img_size}, '
           f'batch {args.batch_size}, N={args.num_prompts}, '
           f'k={args.ar_tokens}, amp={args.amp}, device={dev}, '

@@ -17,14 +17,15 @@ of their init so that zero-initialised ones (AR) matter. Reported per
 (T, configuration):
 
 * images/s: the median over ``--iters`` rounds after ``--warmup``, all
-  (T, configuration) pairs built in one child process and run interleaved
-  round-robin, the order rotating every round, so that the machine's drifts
-  hit all alike (the range over the rounds is in the JSON);
-* peak MB of the forward: each pair alone in a child process of its own,
-  one warm-up forward, then the peak of one forward above what was resident
-  before it (CUDA: ``max_memory_allocated``; CPU: the peak resident set,
-  reset through ``/proc/self/clear_refs`` so that the build does not hide
-  it; coarser);
+  (T, configuration) pairs built in this process and run interleaved
+  (``mmseg_ivpt.analysis.benchmark.interleaved_times``: the order rotated
+  every round), so that the machine's drifts hit all alike (the range over
+  the rounds is in the JSON);
+* peak MB of the forward: each pair alone in a fresh child process
+  (``peak_memory``), one warm-up forward, then the peak of one forward above
+  what was resident before it (CUDA: ``max_memory_allocated``; CPU: the peak
+  resident set, reset through ``/proc/self/clear_refs`` so that the build
+  does not hide it; coarser); docs/benchmarks.md, "How it is measured";
 * weights MB: the distinct tensors held (separate: each model's; bank: the
   shared ViT once plus every task's own tensors and head, by
   ``tensor_bytes``), and what one more task costs (separate: a whole model;
@@ -44,14 +45,12 @@ import argparse
 import gc
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 CONFIGS = ('separate', 'bank-pad', 'bank-group')
 NUM_CLASSES = 100
@@ -83,7 +82,7 @@ class Builder:
 
     def __init__(self, args):
         import torch
-        sys.path.insert(0, ROOT)
+
         from mmseg_ivpt.models import GatedViT, PromptedViT, ViTEncoder
         from mmseg_ivpt.models.multitask import TaskMux, tensor_bytes
         self.torch, self.TaskMux, self.nbytes = torch, TaskMux, tensor_bytes
@@ -188,10 +187,7 @@ def make_step(b, T, config, x, args):
     def step():
         with torch.inference_mode(), torch.autocast(
                 b.dev.type, dtype=amp, enabled=amp is not None):
-            out = fwd(parts)
-        if b.dev.type == 'cuda':
-            torch.cuda.synchronize()
-        return out
+            return fwd(parts)
     return step
 
 
@@ -199,50 +195,21 @@ def images(b, n, args):
     return b.torch.randn(n, 3, args.img_size, args.img_size, device=b.dev)
 
 
-def _proc_kb(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-
-
-def child_memory(args):
-    """Peak memory of one (T, configuration)'s forward, alone here."""
-    T, config = args.child.split(':')[1:]
-    T = int(T)
+def memory_step(args, T, config):
+    """``peak_memory``'s child: the forward of (T, config) alone, and the
+    weights it holds."""
     b = Builder(args)
-    torch = b.torch
     step = make_step(b, T, config, images(b, args.batch_size, args), args)
-    step()  # one-time allocations (workspaces) are not the forward's
-    gc.collect()
-    if b.dev.type == 'cuda':
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        mem = torch.cuda.max_memory_allocated() - base
-    else:
-        try:  # reset the peak resident set to the current one (Linux)
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-            base = _proc_kb('VmRSS')
-            step()
-            mem = (_proc_kb('VmHWM') - base) * 1024
-        except OSError:  # the peak so far may hide the forward's
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            step()
-            mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
-                   base) * 1024
     weights, per_task = b.weights(T, config)
-    print(json.dumps(dict(mem_mb=mem / 2**20, weight_bytes=weights,
-                          task_bytes=per_task)))
+    return step, dict(weight_bytes=weights, task_bytes=per_task)
 
 
-def child_timing(args):
+def check_and_time(args):
     """Every (T, configuration) in this process: the check, then the
     interleaved timing."""
+    from mmseg_ivpt.analysis.benchmark import interleaved_times
     b = Builder(args)
     torch = b.torch
-    keys = [(T, c) for T in args.tasks for c in CONFIGS]
     check, steps = {}, {}
     for T in args.tasks:
         tasks, _ = b.tasks(T, 'bank-pad')
@@ -263,17 +230,8 @@ def child_timing(args):
         x = images(b, args.batch_size, args)
         for c in CONFIGS:
             steps[(T, c)] = make_step(b, T, c, x, args)
-    for _ in range(args.warmup):
-        for k in keys:
-            steps[k]()
-    times = {k: [] for k in keys}
-    for r in range(args.iters):
-        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
-            t0 = time.perf_counter()
-            steps[k]()
-            times[k].append(time.perf_counter() - t0)
-    print(json.dumps(dict(check=check, times={
-        f'{T}:{c}': t for (T, c), t in times.items()})))
+    times = interleaved_times(steps, args.warmup, args.iters, b.dev)
+    return check, times
 
 
 def main():
@@ -293,47 +251,33 @@ def main():
     p.add_argument('--no-memory', action='store_true',
                    help='skip the memory children')
     p.add_argument('--out', help='write the results as JSON here')
-    p.add_argument('--child', help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    if args.child == 'timing':
-        return child_timing(args)
-    if args.child:
-        return child_memory(args)
+    import torch
 
-    def spawn(child):
-        cmd = [sys.executable, os.path.abspath(__file__), '--child',
-               child] + sys.argv[1:]
-        # CPU memory: glibc hands every block >= 64 KiB back to the system
-        # when freed, so the resident set follows the live tensors (it keeps
-        # freed blocks otherwise, and a warm forward would not show)
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536') \
-            if child != 'timing' else None
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                             env=env).stdout.strip().splitlines()[-1]
-        return json.loads(out)
+    from mmseg_ivpt.analysis.benchmark import (device_name, peak_memory,
+                                               summary)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def memory(T, c):
+        peak = peak_memory(memory_step, args, T, c, device=args.device)
+        return dict(mem_mb=peak.mib, **peak.info)
 
     t_start = time.time()
     keys = [(T, c) for T in args.tasks for c in CONFIGS]
-    res = {k: {} if args.no_memory else spawn(f'mem:{k[0]}:{k[1]}')
-           for k in keys}
-    timing = spawn('timing')
+    res = {k: {} if args.no_memory else memory(*k) for k in keys}
+    check, times = check_and_time(args)
     for (T, c), r in res.items():
-        t = timing['times'][f'{T}:{c}']
-        r.update(T=T, config=c, img_s=args.batch_size / statistics.median(t),
-                 img_s_range=[args.batch_size / max(t),
-                              args.batch_size / min(t)], times_s=t)
-    import torch
-    dev = args.device
-    if dev.startswith('cuda'):
-        dev = torch.cuda.get_device_name()
+        t = summary(times[(T, c)])
+        r.update(T=T, config=c, img_s=args.batch_size / t['median'],
+                 img_s_range=[args.batch_size / t['max'],
+                              args.batch_size / t['min']],
+                 times_s=times[(T, c)])
+    dev = device_name(args.device)
     print(f'# {args.arch.upper()}/{args.patch_size} at {args.img_size}, '
           f'batch {args.batch_size} round-robin over T tasks, '
           f'amp={args.amp}, device={dev}, torch {torch.__version__}, '
           f'{args.iters} rounds after {args.warmup}')
-    check = {int(T): c for T, c in timing['check'].items()}
     ok = all(c['ok'] for c in check.values())
     for T, c in check.items():
         d = c['max_abs_diff']

@@ -57,7 +57,7 @@ def main():
     from mmengine.registry import DATASETS, init_default_scope
     from PIL import Image
 
-    from mmseg_ivpt.apis import ConfigError, check_data, load_config
+    from mmseg_ivpt.engine.runner import ConfigError, check_data, load_config
     args.launcher, args.work_dir, args.local_rank = 'none', None, 0
     cfg = load_config(args)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -27,8 +27,8 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmseg_ivpt.apis import build_runner, load_config  # noqa: E402
-from mmseg_ivpt.apis.robustness import (evaluate_under_noise,  # noqa: E402
+from mmseg_ivpt.engine.runner import build_runner, load_config  # noqa: E402
+from mmseg_ivpt.analysis.robustness import (evaluate_under_noise,  # noqa: E402
                                         model_labels, plot, write_csv)
 
 

@@ -21,30 +21,30 @@ variant as ``tools/protocol.py`` does):
   the one ``get_model_complexity_info`` and mmpretrain's ``get_flops`` use;
   fvcore's rules, one multiply-add = one FLOP) with the rule for
   ``scaled_dot_product_attention`` that mmengine lacks
-  (``mmseg_ivpt.apis.analysis``);
+  (``mmseg_ivpt.engine.flops``);
 * inference latency: ``model(..., mode='predict')`` of a batch of
   ``--infer-batch-size`` images, no grad;
 * training step: data preprocessor, ``mode='loss'``, backward, SGD step, of
   a batch of ``--batch-size`` random images and labels;
-* peak memory of the training step: CUDA, peak allocated bytes above the
-  model's own; CPU, growth of the peak resident set of a forked child that
-  runs only that model (coarser).
+* peak memory of the training step: the model alone in a fresh child
+  process, one warm-up step, then the peak of one step above what was
+  resident before it (CUDA: peak allocated bytes; CPU: the peak resident
+  set, coarser).
 
-The costs are measured on the first config given, every model built in
-this one process with random weights (costs do not depend on them), the
-steps interleaved round-robin with the order rotating each round and the
-median taken, so that a busy machine's drifts hit every model alike; the
-range (min..max) of the steps is printed beside the median.
+The costs are measured on the first config given with random weights
+(costs do not depend on them), by the harness of
+``mmseg_ivpt.analysis.benchmark`` (docs/benchmarks.md, "How it is
+measured"): every model built in this one process, their inference and
+training steps interleaved with the order rotated each round and the median
+taken, so that a busy machine's drifts hit every model alike; the range
+(min..max) of the steps is printed beside the median. Peak memory by
+``peak_memory``, each model in a child of its own.
 """
 import argparse
 import copy
 import json
-import os
 import os.path as osp
-import resource
-import statistics
 import sys
-import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -54,7 +54,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('configs', nargs='+')
     p.add_argument('--methods', nargs='+',
-                   help='variants of the configs (mmseg_ivpt.apis.protocol.'
+                   help='variants of the configs (mmseg_ivpt.protocol.'
                    'METHODS); default: the configs as they are')
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch-size', type=int, default=8,
@@ -77,7 +77,7 @@ def parse_args(argv=None):
     for path in args.configs:
         if not osp.isfile(path):
             p.error(f'{path}: no such config')
-    from mmseg_ivpt.apis.protocol import METHODS
+    from mmseg_ivpt.protocol import METHODS
     for m in args.methods or []:
         if m not in METHODS:
             p.error(f'--methods: {m!r} is not a method; allowed: '
@@ -91,7 +91,7 @@ def parse_args(argv=None):
 def load_cfg(path, method, args):
     """``path``'s config (``--method``'s variant of it, the user's
     ``--cfg-options`` last), from a cached parse."""
-    from mmseg_ivpt.apis.protocol import load_task_config
+    from mmseg_ivpt.protocol import load_task_config
     cfg = load_task_config(path, method, args.cfg_options)
     cfg.model.setdefault('data_preprocessor',
                          cfg.get('data_preprocessor', None))
@@ -103,14 +103,14 @@ def build(cfg, device):
     read)."""
     from mmengine.registry import MODELS, init_default_scope
 
-    from mmseg_ivpt.apis.analysis import scope_of
+    from mmseg_ivpt.apis.inference import scope_of
     init_default_scope(scope_of(cfg))
     model = MODELS.build(copy.deepcopy(cfg.model))
     return model.to(device)
 
 
 def input_size(model):
-    from mmseg_ivpt.apis.analysis import backbone_of
+    from mmseg_ivpt.analysis.attention import backbone_of
     return backbone_of(model).img_size
 
 
@@ -143,21 +143,15 @@ def fake_batch(model, scope, batch_size, training):
 def make_steps(model, scope, args):
     """(inference step, training step) closures for one model."""
     import torch
-    dev = torch.device(args.device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
     train_batch = fake_batch(model, scope, args.batch_size, True)
     infer_batch = fake_batch(model, scope, args.infer_batch_size, False)
 
-    def sync():
-        if dev.type == 'cuda':
-            torch.cuda.synchronize()
-
     def infer():
         model.eval()
         with torch.no_grad():
             model(**infer_batch, mode='predict')
-        sync()
 
     def train():
         model.train()
@@ -166,7 +160,6 @@ def make_steps(model, scope, args):
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        sync()
 
     return infer, train
 
@@ -174,7 +167,7 @@ def make_steps(model, scope, args):
 def flops_of(model):
     import torch
 
-    from mmseg_ivpt.apis.analysis import TensorForward, count_flops
+    from mmseg_ivpt.analysis.complexity import TensorForward, count_flops
     h, w = input_size(model)
     x = torch.randn(1, 3, h, w, device=next(model.parameters()).device)
     model.eval()
@@ -184,67 +177,20 @@ def flops_of(model):
     return total, attn
 
 
-def peak_memory_cuda(train):
+def memory_step(cfg, scope, args):
+    """``peak_memory``'s child: the training step of ``cfg``'s model, built
+    alone there."""
     import torch
-    train()  # warm-up: lazy allocations, optimizer state
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    train()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
-
-def peak_memory_cpu(cfg, scope, args):
-    """Peak RSS growth of one training step, in a forked child that builds
-    and runs only this model (ru_maxrss never goes down in a process)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(r)
-            model = build(cfg, args.device)
-            _, train = make_steps(model, scope, args)
-            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            train()
-            train()
-            grow = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
-                    rss0) / 1024
-            os.write(w, json.dumps(grow).encode())
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    if not out:
-        raise RuntimeError('the memory child failed (run with --no-memory '
-                           'to skip)')
-    return float(out)
-
-
-def timing(models, args):
-    """Interleaved rounds: {name: {'infer': [s...], 'train': [s...]}}."""
-    times = {name: dict(infer=[], train=[]) for name in models}
-    names = list(models)
-    for _ in range(args.warmup):
-        for name in names:
-            for kind in ('infer', 'train'):
-                models[name][kind]()
-    for r in range(args.iters):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            for kind in ('infer', 'train'):
-                t0 = time.perf_counter()
-                models[name][kind]()
-                times[name][kind].append(time.perf_counter() - t0)
-    return times
+    import mmseg_ivpt  # noqa: F401 (registers the backbones)
+    torch.manual_seed(0)
+    return make_steps(build(cfg, args.device), scope, args)[1]
 
 
 def fmt_ms(ts):
-    ms = [1e3 * t for t in ts]
-    return f'{statistics.median(ms):.1f} ({min(ms):.0f}–{max(ms):.0f})'
+    from mmseg_ivpt.analysis.benchmark import summary
+    s = summary([1e3 * t for t in ts])
+    return f"{s['median']:.1f} ({s['min']:.0f}–{s['max']:.0f})"
 
 
 def main(argv=None):
@@ -252,8 +198,8 @@ def main(argv=None):
     import torch
 
     import mmseg_ivpt  # noqa: F401
-    from mmseg_ivpt.apis import build_model_on_meta, count_parameters
-    from mmseg_ivpt.apis.analysis import scope_of
+    from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
+    from mmseg_ivpt.apis.inference import scope_of
     if args.threads:
         torch.set_num_threads(args.threads)
     # (name, method, configs whose parameters are averaged, measured one)
@@ -271,12 +217,12 @@ def main(argv=None):
                 load_cfg(p, m, args)))['trainable'] for p in paths}
         cfgs[name] = load_cfg(path, m, args)
         res[name] = {}
-    cpu_memory = not (args.no_timing or args.no_memory
-                      or args.device.startswith('cuda'))
-    for name in cfgs if cpu_memory else ():
-        # forked before this process runs any torch op (thread pools)
-        res[name]['peak_mb'] = peak_memory_cpu(
-            cfgs[name], scope_of(cfgs[name]), args)
+    from mmseg_ivpt.analysis.benchmark import (device_name, interleaved_times,
+                                               peak_memory)
+    for name in cfgs if not (args.no_timing or args.no_memory) else ():
+        res[name]['peak_mb'] = peak_memory(
+            memory_step, cfgs[name], scope_of(cfgs[name]), args,
+            device=args.device).mib
     for name, cfg in cfgs.items():
         torch.manual_seed(0)
         model = build(cfg, args.device)
@@ -284,17 +230,15 @@ def main(argv=None):
         res[name].update(gflops=flops / 1e9, attn_share=attn / flops,
                          input=list(input_size(model)))
         if not args.no_timing:
-            infer, train = make_steps(model, scope_of(cfg), args)
-            steps[name] = dict(infer=infer, train=train)
-            if args.device.startswith('cuda') and not args.no_memory:
-                res[name]['peak_mb'] = peak_memory_cuda(train)
+            steps[(name, 'infer')], steps[(name, 'train')] = make_steps(
+                model, scope_of(cfg), args)
     if steps:
-        for name, t in timing(steps, args).items():
-            res[name].update(infer_s=t['infer'], train_s=t['train'])
+        times = interleaved_times(steps, args.warmup, args.iters,
+                                  args.device)
+        for (name, kind), t in times.items():
+            res[name][f'{kind}_s'] = t
 
-    dev = args.device
-    if dev.startswith('cuda'):
-        dev = torch.cuda.get_device_name()
+    dev = device_name(args.device)
     where = (f'costs on {osp.basename(args.configs[0])}, trainable '
              f'parameters averaged over {len(args.configs)} config(s)'
              if args.methods else 'each config')

@@ -1,7 +1,8 @@
 """How far the prompt tensors move, and what mIoU they reach, under mmseg's
 SETR ADE20K optimizer for a range of learning-rate multipliers on the
-method's tensors (``prompts``, ``da_weights``, ``ar_prompts``, EXPRESS's
-residuals, ``gate_logits``, ``temperatures``). Behind the ``prompt_lr_mult`` default of
+method's tensors (those its backbone declares: ``prompts``, ``da_weights``,
+``ar_prompts``, EXPRESS's residuals, ``gate_logits``, ``temperatures``).
+Behind the ``prompt_lr_mult`` default of
 configs/_base_/setr_pup_vitl_ade20k.py (docs/reproduction.md).
 
     python tools/analysis/seg_prompt_lr.py --mults 1 10 100 1000 --iters 600
@@ -21,24 +22,19 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
-# the trainable method tensors, as the backbone classes name them
-from mmseg_ivpt.models import GatedViT, PromptedViT  # noqa: E402
-
-METHOD_TENSORS = tuple(dict.fromkeys(PromptedViT.method_param_names +
-                                     GatedViT.method_param_names))
 
 
 def setr_optimizer(mult: float, iters: int) -> dict:
-    """mmseg's SETR ADE20K optimizer and schedule, method tensors x mult."""
-    keys = {'head': dict(lr_mult=10.)}
-    keys.update({f'backbone.{n}': dict(lr_mult=mult)
-                 for n in METHOD_TENSORS})
+    """mmseg's SETR ADE20K optimizer and schedule, the method's tensors
+    (what the backbone declares: ``PromptOptimWrapperConstructor``) x
+    mult."""
     return dict(
         optim_wrapper=dict(
-            type='OptimWrapper',
+            type='OptimWrapper', constructor='PromptOptimWrapperConstructor',
             optimizer=dict(type='SGD', lr=0.001, momentum=0.9,
                            weight_decay=0.0),
-            paramwise_cfg=dict(custom_keys=keys)),
+            paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)},
+                               method_lr_mult=mult)),
         param_scheduler=[dict(type='PolyLR', eta_min=1e-4, power=0.9,
                               begin=0, end=iters, by_epoch=False)])
 
@@ -48,15 +44,14 @@ def run_one(mult: float, iters: int, work_dir: str) -> dict:
     from mmengine.config import Config
     from mmengine.hooks import Hook
 
-    from mmseg_ivpt.apis import build_runner
+    from mmseg_ivpt.engine.runner import build_runner
 
     class Record(Hook):
         """Method tensors after init (before_train) and the val metrics."""
         def before_train(self, runner):
             bb = runner.model.backbone
-            self.start = {n: getattr(bb, n).detach().clone()
-                          for n in METHOD_TENSORS
-                          if getattr(bb, n, None) is not None}
+            self.start = {n: p.detach().clone()
+                          for n, p in bb.method_parameters().items()}
 
         def after_val_epoch(self, runner, metrics=None):
             self.metrics = dict(metrics or {})

@@ -1,9 +1,10 @@
-# iVPT (CDC + DA) on FGVC cub with Swin-B: 200 classes, N=10 (the
-# ViT-B/16 value, paper Table 15).
-_base_ = ['../_base_/fgvc_swinb.py']
-model = dict(backbone=dict(num_prompts=10), head=dict(num_classes=200))
-data_preprocessor = dict(num_classes=200)
-root = 'data/fgvc/CUB_200_2011'
-train_dataloader = dict(dataset=dict(name='cub', data_root=root))
-val_dataloader = dict(dataset=dict(name='cub', data_root=root))
-test_dataloader = dict(dataset=dict(name='cub', data_root=root))
+# iVPT (CDC + DA; Swin has no AR) on FGVC cub with Swin-B: the classes and N
+# (the ViT-B/16 value, paper Table 15) of _base_/datasets/fgvc/cub.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/fgvc/cub.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

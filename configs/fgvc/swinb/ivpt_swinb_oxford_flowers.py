@@ -1,9 +1,11 @@
-# iVPT (CDC + DA) on FGVC oxford_flowers with Swin-B: 102 classes, N=5 (the
-# ViT-B/16 value, paper Table 15).
-_base_ = ['../_base_/fgvc_swinb.py']
-model = dict(backbone=dict(num_prompts=5), head=dict(num_classes=102))
-data_preprocessor = dict(num_classes=102)
-root = 'data/fgvc/OxfordFlower'
-train_dataloader = dict(dataset=dict(name='oxford_flowers', data_root=root))
-val_dataloader = dict(dataset=dict(name='oxford_flowers', data_root=root))
-test_dataloader = dict(dataset=dict(name='oxford_flowers', data_root=root))
+# iVPT (CDC + DA; Swin has no AR) on FGVC oxford_flowers with Swin-B: the
+# classes and N (the ViT-B/16 value, paper Table 15) of
+# _base_/datasets/fgvc/oxford_flowers.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/fgvc/oxford_flowers.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,8 +1,11 @@
-# iVPT (CDC + DA) on VTAB-1k cifar with Swin-B: 100 classes, N=10 (the
-# ViT-B/16 value, paper Table 16).
-_base_ = ['../_base_/vtab1k_swinb.py']
-model = dict(backbone=dict(num_prompts=10), head=dict(num_classes=100))
-data_preprocessor = dict(num_classes=100)
-train_dataloader = dict(dataset=dict(task='cifar'))
-val_dataloader = dict(dataset=dict(task='cifar'))
-test_dataloader = dict(dataset=dict(task='cifar'))
+# iVPT (CDC + DA; Swin has no AR) on VTAB-1k cifar with Swin-B: the classes
+# and N (the ViT-B/16 value, paper Table 16) of
+# _base_/datasets/vtab1k/cifar.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/vtab1k/cifar.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

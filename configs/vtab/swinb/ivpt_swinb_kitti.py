@@ -1,8 +1,11 @@
-# iVPT (CDC + DA) on VTAB-1k kitti with Swin-B: 4 classes, N=50 (the
-# ViT-B/16 value, paper Table 16).
-_base_ = ['../_base_/vtab1k_swinb.py']
-model = dict(backbone=dict(num_prompts=50), head=dict(num_classes=4))
-data_preprocessor = dict(num_classes=4)
-train_dataloader = dict(dataset=dict(task='kitti'))
-val_dataloader = dict(dataset=dict(task='kitti'))
-test_dataloader = dict(dataset=dict(task='kitti'))
+# iVPT (CDC + DA; Swin has no AR) on VTAB-1k kitti with Swin-B: the classes
+# and N (the ViT-B/16 value, paper Table 16) of
+# _base_/datasets/vtab1k/kitti.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/vtab1k/kitti.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

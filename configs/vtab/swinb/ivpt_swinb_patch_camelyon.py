@@ -1,8 +1,11 @@
-# iVPT (CDC + DA) on VTAB-1k patch_camelyon with Swin-B: 2 classes, N=30 (the
-# ViT-B/16 value, paper Table 16).
-_base_ = ['../_base_/vtab1k_swinb.py']
-model = dict(backbone=dict(num_prompts=30), head=dict(num_classes=2))
-data_preprocessor = dict(num_classes=2)
-train_dataloader = dict(dataset=dict(task='patch_camelyon'))
-val_dataloader = dict(dataset=dict(task='patch_camelyon'))
-test_dataloader = dict(dataset=dict(task='patch_camelyon'))
+# iVPT (CDC + DA; Swin has no AR) on VTAB-1k patch_camelyon with Swin-B: the
+# classes and N (the ViT-B/16 value, paper Table 16) of
+# _base_/datasets/vtab1k/patch_camelyon.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/vtab1k/patch_camelyon.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

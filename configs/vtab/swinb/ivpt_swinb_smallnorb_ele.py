@@ -1,8 +1,11 @@
-# iVPT (CDC + DA) on VTAB-1k smallnorb_ele with Swin-B: 9 classes, N=200 (the
-# ViT-B/16 value, paper Table 16).
-_base_ = ['../_base_/vtab1k_swinb.py']
-model = dict(backbone=dict(num_prompts=200), head=dict(num_classes=9))
-data_preprocessor = dict(num_classes=9)
-train_dataloader = dict(dataset=dict(task='smallnorb_ele'))
-val_dataloader = dict(dataset=dict(task='smallnorb_ele'))
-test_dataloader = dict(dataset=dict(task='smallnorb_ele'))
+# iVPT (CDC + DA; Swin has no AR) on VTAB-1k smallnorb_ele with Swin-B: the
+# classes and N (the ViT-B/16 value, paper Table 16) of
+# _base_/datasets/vtab1k/smallnorb_ele.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/vtab1k/smallnorb_ele.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

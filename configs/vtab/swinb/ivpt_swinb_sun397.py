@@ -1,8 +1,11 @@
-# iVPT (CDC + DA) on VTAB-1k sun397 with Swin-B: 397 classes, N=5 (the
-# ViT-B/16 value, paper Table 16).
-_base_ = ['../_base_/vtab1k_swinb.py']
-model = dict(backbone=dict(num_prompts=5), head=dict(num_classes=397))
-data_preprocessor = dict(num_classes=397)
-train_dataloader = dict(dataset=dict(task='sun397'))
-val_dataloader = dict(dataset=dict(task='sun397'))
-test_dataloader = dict(dataset=dict(task='sun397'))
+# iVPT (CDC + DA; Swin has no AR) on VTAB-1k sun397 with Swin-B: the classes
+# and N (the ViT-B/16 value, paper Table 16) of
+# _base_/datasets/vtab1k/sun397.py.
+_base_ = [
+    '../../_base_/models/ivpt_swinb.py',
+    '../../_base_/datasets/vtab1k/sun397.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone=dict(num_prompts={{_base_.ivpt_tokens.num_prompts}}),
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

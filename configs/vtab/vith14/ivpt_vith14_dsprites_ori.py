@@ -1,9 +1,10 @@
-# iVPT on VTAB-1k dsprites_ori with ViT-H/14 (paper Table 13): 16 classes,
-# N=50, k=1 (the ViT-B/16 values, paper Table 16).
-_base_ = ['../_base_/vtab1k_vith14.py']
-model = dict(backbone=dict(num_prompts=50, ar_tokens=1),
-             head=dict(num_classes=16))
-data_preprocessor = dict(num_classes=16)
-train_dataloader = dict(dataset=dict(task='dsprites_ori'))
-val_dataloader = dict(dataset=dict(task='dsprites_ori'))
-test_dataloader = dict(dataset=dict(task='dsprites_ori'))
+# iVPT on VTAB-1k dsprites_ori with ViT-H/14 (paper Table 13): the classes, N
+# and k (paper Table 16) of _base_/datasets/vtab1k/dsprites_ori.py.
+_base_ = [
+    '../../_base_/models/ivpt_vith14.py',
+    '../../_base_/datasets/vtab1k/dsprites_ori.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,9 +1,10 @@
-# iVPT on VTAB-1k eurosat with ViT-H/14 (paper Table 13): 10 classes,
-# N=50, k=5 (the ViT-B/16 values, paper Table 16).
-_base_ = ['../_base_/vtab1k_vith14.py']
-model = dict(backbone=dict(num_prompts=50, ar_tokens=5),
-             head=dict(num_classes=10))
-data_preprocessor = dict(num_classes=10)
-train_dataloader = dict(dataset=dict(task='eurosat'))
-val_dataloader = dict(dataset=dict(task='eurosat'))
-test_dataloader = dict(dataset=dict(task='eurosat'))
+# iVPT on VTAB-1k eurosat with ViT-H/14 (paper Table 13): the classes, N and
+# k (paper Table 16) of _base_/datasets/vtab1k/eurosat.py.
+_base_ = [
+    '../../_base_/models/ivpt_vith14.py',
+    '../../_base_/datasets/vtab1k/eurosat.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,9 +1,10 @@
-# iVPT on VTAB-1k sun397 with ViT-H/14 (paper Table 13): 397 classes,
-# N=5, k=1 (the ViT-B/16 values, paper Table 16).
-_base_ = ['../_base_/vtab1k_vith14.py']
-model = dict(backbone=dict(num_prompts=5, ar_tokens=1),
-             head=dict(num_classes=397))
-data_preprocessor = dict(num_classes=397)
-train_dataloader = dict(dataset=dict(task='sun397'))
-val_dataloader = dict(dataset=dict(task='sun397'))
-test_dataloader = dict(dataset=dict(task='sun397'))
+# iVPT on VTAB-1k sun397 with ViT-H/14 (paper Table 13): the classes, N and k
+# (paper Table 16) of _base_/datasets/vtab1k/sun397.py.
+_base_ = [
+    '../../_base_/models/ivpt_vith14.py',
+    '../../_base_/datasets/vtab1k/sun397.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,9 +1,11 @@
-# iVPT on VTAB-1k diabetic_retinopathy with ViT-L/16 (paper Table 13): 5 classes,
-# N=30, k=30 (the ViT-B/16 values, paper Table 16).
-_base_ = ['../_base_/vtab1k_vitl16.py']
-model = dict(backbone=dict(num_prompts=30, ar_tokens=30),
-             head=dict(num_classes=5))
-data_preprocessor = dict(num_classes=5)
-train_dataloader = dict(dataset=dict(task='diabetic_retinopathy'))
-val_dataloader = dict(dataset=dict(task='diabetic_retinopathy'))
-test_dataloader = dict(dataset=dict(task='diabetic_retinopathy'))
+# iVPT on VTAB-1k diabetic_retinopathy with ViT-L/16 (paper Table 13): the
+# classes, N and k (paper Table 16) of
+# _base_/datasets/vtab1k/diabetic_retinopathy.py.
+_base_ = [
+    '../../_base_/models/ivpt_vitl16.py',
+    '../../_base_/datasets/vtab1k/diabetic_retinopathy.py',
+    '../../_base_/schedules/vpt_sgd_100e.py',
+    '../../_base_/default_runtime.py',
+]
+model = dict(backbone={{_base_.ivpt_tokens}},
+             head=dict(num_classes={{_base_.data_preprocessor.num_classes}}))

@@ -1,8 +1,8 @@
-# VTAB-1k on a frozen ViT-L/16 (original ImageNet-21k weights, supervised):
-# iVPT paper Table 5 / Table 13. Everything but the backbone is the ViT-B/16
-# recipe (vtab1k_vitb16.py); the per-task N and k are the ViT-B/16 ones
-# (Table 16: the paper gives no other values for ViT-L/16).
-_base_ = ['./vtab1k_vitb16.py']
+# iVPT on a frozen ViT-L/16 (original ImageNet-21k weights, supervised;
+# iVPT Table 5 / Table 13): ivpt_vitb16.py on the larger encoder. The
+# configs use the ViT-B/16 task's N and k (Table 16: the paper gives no
+# other values for ViT-L/16).
+_base_ = ['./ivpt_vitb16.py']
 
 # The one place that names the pretrained ViT-L/16: the original
 # ImageNet-21k weights (Google's ViT-L_16.npz, timm's

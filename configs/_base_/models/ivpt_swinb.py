@@ -1,9 +1,10 @@
-# FGVC on a frozen Swin-B (patch 4, window 7, 224; ImageNet-21k): the
-# ViT-B/16 FGVC recipe of fgvc_vitb16.py with the backbone of
-# configs/vtab/_base_/vtab1k_swinb.py (CDC + DA, no AR: docs/swin.md). Each
-# config sets the data set, its classes and the N of the ViT-B config
-# (paper Table 15; the paper reports no FGVC results with Swin-B).
-_base_ = ['./fgvc_vitb16.py']
+# iVPT on a frozen Swin-B (patch 4, window 7, 224; ImageNet-21k,
+# supervised: iVPT Table 5 / Table 13, Table 18): the classifier of
+# ivpt_vitb16.py with the backbone swapped. iVPT on Swin is CDC + DA
+# without AR (Swin has no cls token; docs/swin.md); the head reads Swin's
+# average pooling of the final norm (1024 channels). The configs use the
+# ViT-B/16 task's N (the paper gives no Swin values).
+_base_ = ['./ivpt_vitb16.py']
 
 # The one place that names the pretrained Swin-B (docs/checkpoints.md).
 pretrained = 'pretrain/swin-base-p4-w7_in21k.pth'

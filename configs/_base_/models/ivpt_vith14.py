@@ -1,9 +1,9 @@
-# VTAB-1k on a frozen ViT-H/14 (original ImageNet-21k weights, supervised):
-# iVPT paper Table 5 / Table 13. Everything but the backbone is the ViT-B/16
-# recipe (vtab1k_vitb16.py); the per-task N and k are the ViT-B/16 ones
-# (Table 16: the paper gives no other values for ViT-H/14). At 224x224 the
-# patch grid is 16x16 (M = 256 >= every task's k).
-_base_ = ['./vtab1k_vitb16.py']
+# iVPT on a frozen ViT-H/14 (original ImageNet-21k weights, supervised;
+# iVPT Table 5 / Table 13): ivpt_vitb16.py on the larger encoder. The
+# configs use the ViT-B/16 task's N and k (Table 16: the paper gives no
+# other values for ViT-H/14). At 224x224 the patch grid is 16x16
+# (M = 256 >= every task's k).
+_base_ = ['./ivpt_vitb16.py']
 
 # The one place that names the pretrained ViT-H/14: the original
 # ImageNet-21k weights (Google's ViT-H_14.npz, timm's

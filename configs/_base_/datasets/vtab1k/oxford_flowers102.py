@@ -1,0 +1,9 @@
+# VTAB-1k oxford_flowers102 (natural): 102 classes, and iVPT's N and k for it
+# (paper Table 16), which the ViT-B/16, ViT-L/16, ViT-H/14 and Swin-B configs
+# share.
+_base_ = ['../vtab1k.py']
+data_preprocessor = dict(num_classes=102)
+ivpt_tokens = dict(num_prompts=10, ar_tokens=50)  # Table 16: N, k
+# the task, for the train, val and test loaders of vtab1k.py alike
+train_dataloader = val_dataloader = test_dataloader = dict(
+    dataset=dict(task='oxford_flowers102'))

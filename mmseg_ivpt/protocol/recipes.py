@@ -1,0 +1,245 @@
+"""The protocol's recipes and methods: VPT's seeds and grids, the
+reference code's optimizer / batch / warm-up per recipe (``RECIPES``), the
+variants of the per-task iVPT configs (``METHODS``), and turning a task
+config into a method's (:func:`apply_method`, :func:`load_task_config`),
+its (lr, wd) grid and splits. docs/reproduction.md lists every setting
+beside its source; tests/test_reproduction.py checks that table against
+what this module and the shipped configs produce.
+
+A *method* is a variant of the per-task iVPT configs: backbone overrides and
+a *recipe* (optimizer, lr grid, wd grid, batch, warm-up). Applying a method
+never drops what the user passes with ``--cfg-options``: those are merged
+last (:func:`load_task_config`).
+"""
+import copy
+import functools
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .errors import MethodError
+from .tasks import locate, task_of
+
+#: VPT's final-run seeds (tune_vtab.py ``random_seeds``).
+VPT_SEEDS = (42, 44, 82, 100, 800)
+#: VPT's weight-decay grid (every train type of tune_vtab/tune_fgvc).
+VPT_WDS = (0.01, 1e-3, 1e-4, 0.)
+#: VPT's 'prompt' and 'linear' base-lr grid (scaled by batch / 256).
+PROMPT_LRS = (50., 25., 10., 5., 2.5, 1., 0.5, 0.25, 0.1, 0.05)
+#: VPT's 'finetune' base-lr grid (scaled by batch / 256).
+FINETUNE_LRS = (0.005, 0.001, 0.0005, 0.0001)
+
+#: recipe name -> optimizer, grids, batch and warm-up of the reference;
+#: ``default``: the (base lr, wd) a config of the method carries outside the
+#: sweep (``tools/train.py`` on it), one point of the grid.
+RECIPES: Dict[str, dict] = {
+    # configs/base-prompt.yaml + tune_*.py --train-type prompt
+    'prompt': dict(optimizer=dict(type='SGD', momentum=0.9),
+                   no_decay=('head.fc.bias', ), lrs=PROMPT_LRS, wds=VPT_WDS,
+                   scale_lr=True, batch_size=128, warmup_epochs=10,
+                   default=(0.25, 1e-4)),
+    # configs/base-linear.yaml + --train-type linear
+    'linear': dict(optimizer=dict(type='SGD', momentum=0.9),
+                   no_decay=('head.fc.bias', ), lrs=PROMPT_LRS, wds=VPT_WDS,
+                   scale_lr=True, batch_size=1024, warmup_epochs=10,
+                   default=(0.25, 1e-4)),
+    # configs/base-finetune.yaml + --train-type finetune (also bias tuning:
+    # demo.ipynb runs tinytl-bias on configs/finetune/*.yaml)
+    'finetune': dict(optimizer=dict(type='AdamW', betas=(0.9, 0.999),
+                                    eps=1e-6),
+                     no_decay=('bias', ), lrs=FINETUNE_LRS, wds=VPT_WDS,
+                     scale_lr=True, batch_size=384, warmup_epochs=5,
+                     default=(0.001, 1e-4)),
+    # GaPT run.sh: weight decay 0, the lr used as given (train.py does not
+    # scale it), batch 64 (README example); no tune script ships, so the lr
+    # is swept over VPT's prompt grid, unscaled
+    'gapt': dict(optimizer=dict(type='SGD', momentum=0.9), no_decay=(),
+                 lrs=PROMPT_LRS, wds=(0., ), scale_lr=False, batch_size=64,
+                 warmup_epochs=10, default=(0.1, 0.)),
+}
+
+#: VPT-deep's prompt length per task (the VPT paper's per-task choice;
+#: KMnP/vpt demo.ipynb runs dmlab, eurosat at 100 and sun397 at 5).
+VPT_TOKENS = {
+    'vtab': dict(cifar=10, caltech101=10, dtd=10, oxford_flowers102=1,
+                 oxford_iiit_pet=1, svhn=50, sun397=5, patch_camelyon=100,
+                 eurosat=100, resisc45=10, diabetic_retinopathy=1,
+                 clevr_count=100, clevr_dist=200, dmlab=100, kitti=100,
+                 dsprites_loc=100, dsprites_ori=100, smallnorb_azi=200,
+                 smallnorb_ele=200),
+    'fgvc': dict(cub=10, nabirds=50, oxford_flowers=5, stanford_dogs=100,
+                 stanford_cars=200),
+}
+
+#: self-supervised ViT-B/16 files (docs/checkpoints.md) and their pooling:
+#: MAE mean of all non-cls tokens + LayerNorm, MoCo-v3 norm + cls token.
+SSL = {
+    'mae': dict(checkpoint='pretrain/mae_pretrain_vit_base.pth',
+                out_type='avg_all_tokens'),
+    'mocov3': dict(checkpoint='pretrain/linear-vit-b-300ep.pth.tar',
+                   out_type='cls_token'),
+}
+
+_OFF = dict(dynamic_aggregation=False, ar_tokens=0)
+_VPT_DEEP = dict(prompt_structure='deep', **_OFF)
+_GAPT = dict(type='GatedViT', num_prompts=100, gate_init=5.,
+             learn_temperature=True, prompt_dropout=0.1)
+
+
+def _m(recipe: str, backbone: Optional[dict] = None, vpt_tokens=False,
+       ssl: Optional[str] = None, replace_backbone=False) -> dict:
+    return dict(recipe=recipe, backbone=backbone or {},
+                vpt_tokens=vpt_tokens, ssl=ssl,
+                replace_backbone=replace_backbone)
+
+
+#: method name -> recipe and backbone overrides of the iVPT task config.
+METHODS: Dict[str, dict] = {
+    'ivpt': _m('prompt'),  # CDC + DA + AR top-k, the task's N and k
+    'cdc_da': _m('prompt', dict(ar_tokens=0)),  # AR "None" (Table 4)
+    'ar_all': _m('prompt', dict(ar_mode='all')),  # AR "All" (Table 4)
+    'cdc': _m('prompt', dict(_OFF)),
+    'vanilla_cdc': _m('prompt', dict(prompt_structure='vanilla_cdc', **_OFF)),
+    'provp': _m('prompt', dict(prompt_structure='provp', **_OFF)),
+    'express': _m('prompt', dict(prompt_structure='express', **_OFF)),
+    'vpt_deep': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True),
+    # demo.ipynb: "we don't use dropout for VPT-shallow"
+    'vpt_shallow': _m('prompt', dict(prompt_structure='shallow',
+                                     prompt_dropout=0., **_OFF),
+                      vpt_tokens=True),
+    'linear': _m('linear', dict(num_prompts=0, prompt_dropout=0., **_OFF)),
+    'bias': _m('finetune', dict(num_prompts=0, finetune='bias',
+                                prompt_dropout=0., **_OFF)),
+    'full': _m('finetune', dict(num_prompts=0, finetune='full',
+                                prompt_dropout=0., **_OFF)),
+    # Table 6: iVPT and VPT-deep on self-supervised ViT-B/16
+    'ivpt_mae': _m('prompt', ssl='mae'),
+    'ivpt_mocov3': _m('prompt', ssl='mocov3'),
+    'vpt_deep_mae': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True,
+                       ssl='mae'),
+    'vpt_deep_mocov3': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True,
+                          ssl='mocov3'),
+    # GaPT as its code runs it (gate init 5 and N = 100: README's command)
+    'gapt_mae': _m('gapt', dict(_GAPT), ssl='mae', replace_backbone=True),
+    'gapt_mocov3': _m('gapt', dict(_GAPT), ssl='mocov3',
+                      replace_backbone=True),
+}
+#: backbone keys a GaPT backbone takes over from the iVPT task config
+_SHARED = ('arch', 'img_size', 'patch_size', 'out_type', 'final_norm',
+           'init_cfg')
+
+
+def recipe_of(method: str) -> dict:
+    return RECIPES[_method(method)['recipe']]
+
+
+def _method(method: str) -> dict:
+    if method not in METHODS:
+        raise MethodError(f'method={method!r}; allowed: {list(METHODS)}')
+    return METHODS[method]
+
+
+def apply_method(cfg, method: str):
+    """Turn an iVPT task config into ``method``'s (in place): backbone,
+    per-task prompt count, pretrained file and pooling, and the recipe's
+    optimizer, no-decay keys, batch and warm-up. Where the method depends
+    on the benchmark or backbone (VPT's per-task prompt count, the
+    self-supervised ViT-B/16 files), they are the config's place in the
+    protocol's table (:func:`~mmseg_ivpt.protocol.tasks.locate`)."""
+    m = _method(method)
+    bb = cfg.model.backbone
+    if m['ssl']:
+        backbone = locate(cfg).backbone
+        if backbone != 'vitb16':
+            raise MethodError(
+                f'method={method!r} runs on the self-supervised ViT-B/16 '
+                f'files ({SSL[m["ssl"]]["checkpoint"]}); this config is '
+                f'{backbone} ({bb.type}). Use it with a '
+                'configs/{vtab,fgvc}/ivpt_vitb16_*.py config',
+                config=cfg.filename)
+    over = dict(m['backbone'])
+    if m['vpt_tokens']:
+        bench = locate(cfg).benchmark
+        over['num_prompts'] = VPT_TOKENS[bench][task_of(cfg, bench)]
+    if m['ssl']:
+        ssl = SSL[m['ssl']]
+        over['out_type'] = ssl['out_type']
+        over['init_cfg'] = dict(type='Pretrained',
+                                checkpoint=ssl['checkpoint'])
+    if m['replace_backbone']:
+        new = {k: bb[k] for k in _SHARED if k in bb}
+        new.update(over)
+        cfg.model.backbone = new
+    else:
+        bb.update(over)
+    _apply_recipe(cfg, RECIPES[m['recipe']])
+    return cfg
+
+
+def _apply_recipe(cfg, recipe: dict) -> None:
+    base_lr, wd = recipe['default']
+    scale = recipe['batch_size'] / 256 if recipe['scale_lr'] else 1.
+    cfg.optim_wrapper.optimizer = dict(recipe['optimizer'], lr=base_lr * scale,
+                                       weight_decay=wd)
+    cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={
+        k: dict(decay_mult=0.) for k in recipe['no_decay']})
+    cfg.train_dataloader.batch_size = recipe['batch_size']
+    warm, total = recipe['warmup_epochs'], cfg.train_cfg.max_epochs
+    linear, cosine = cfg.param_scheduler  # the base config's, per epoch
+    linear.end, cosine.begin = warm + 1, warm  # LinearLR ends at end - 1
+    cosine.T_max = total - warm
+
+
+def lr_grid(cfg, method: str, lrs: Optional[Sequence[float]] = None,
+            wds: Optional[Sequence[float]] = None, gpus: int = 1
+            ) -> List[Tuple[float, float, float]]:
+    """(base lr, wd, lr the optimizer gets) for every run of the sweep, in
+    the reference's order. The lr is ``base x batch / 256`` (the total batch
+    over ``gpus``) where the recipe scales it (VPT), else the base lr."""
+    r = recipe_of(method)
+    scale = (cfg.train_dataloader.batch_size * max(gpus, 1) / 256
+             if r['scale_lr'] else 1.)
+    return [(lr, wd, lr * scale) for lr in (lrs or r['lrs'])
+            for wd in (r['wds'] if wds is None else wds)]
+
+
+def pick_best(scores: Dict[str, dict]) -> dict:
+    """The run with the best val top-1; ties go to the smaller lr
+    (tune_vtab.find_best_lrwd: "get the smallest lr to break tie for
+    stability"), then to the larger wd (an order the reference leaves to
+    the file system)."""
+    return max(scores.values(),
+               key=lambda s: (s['val_top1'], -s['lr'], s['wd']))
+
+
+def set_splits(cfg, stage: str):
+    """``sweep``: train800 / val200 (FGVC: train / val). ``final``: VTAB
+    train800val200 / test, FGVC train / test (VPT's tune_fgvc.py trains on
+    train.json only; val.json served the choice of lr and wd). The benchmark
+    is the config's in the protocol's table."""
+    fgvc = locate(cfg).benchmark == 'fgvc'
+    if stage == 'sweep':
+        train, val = ('train', 'val') if fgvc else ('train800', 'val200')
+    else:
+        train, val = ('train', 'test') if fgvc else ('train800val200', 'test')
+    cfg.train_dataloader.dataset.split = train
+    cfg.val_dataloader.dataset.split = val
+    cfg.test_dataloader.dataset.split = val
+    return cfg
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: str):
+    from mmengine.config import Config
+    return Config.fromfile(path)  # mmpretrain:: bases: hundreds of files
+
+
+def load_task_config(path: str, method: Optional[str],
+                     cfg_options: Optional[dict]):
+    """A task config turned into ``method``'s (None: as it is), the user's
+    options last; a fresh copy of a cached parse of ``path``."""
+    cfg = copy.deepcopy(_parsed(osp.abspath(path)))
+    if method:
+        apply_method(cfg, method)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
