@@ -205,6 +205,35 @@ def test_attention_maps_classification_with_ar(cls_run, tmp_path):
     assert [r.split(':')[0] for r in meta['rows']] == ['A', 'A', 'B', 'B']
 
 
+@pytest.mark.parametrize('task', ['segmentation', 'classification'])
+def test_attention_maps_image_is_rgb(task, request, tmp_path):
+    """A pure red image file through the tool (a subprocess, as a user runs
+    it): the image panel and the stored ``m0_image`` are red, and
+    ``m0_input`` is the red image normalised in the RGB order the model
+    takes (both configs flip the loaded BGR: mmseg's ``bgr_to_rgb``,
+    mmpretrain's ``to_rgb``)."""
+    fixture = request.getfixturevalue('seg_run' if task == 'segmentation'
+                                      else 'cls_run')
+    red = tmp_path / 'red.png'
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    pixels[..., 0] = 255
+    Image.fromarray(pixels).save(red)
+    out = tmp_path / 'maps'
+    run_attention_maps(out, fixture['cfg'], fixture['ckpt'], red,
+                       '--scale', 1)
+    data = np.load(out / 'red_attention.npz')
+    image = data['m0_image']
+    assert (image == [255, 0, 0]).all(), image[0, 0]  # was (0, 0, 255)
+    fig = np.asarray(Image.open(out / 'red_attention.png').convert('RGB'))
+    h, w = image.shape[:2]
+    assert np.array_equal(fig[LABEL:LABEL + h, :w], image)
+    mean = np.array([123.675, 116.28, 103.53])  # ImageNet's, R G B
+    std = np.array([58.395, 57.12, 57.375])
+    x = data['m0_input'][0]  # (3, H, W)
+    want = (np.array([255., 0., 0.]) - mean) / std
+    np.testing.assert_allclose(x[:, h // 2, w // 2], want, rtol=1e-5)
+
+
 # --------------------------------------------------------------- FLOPs
 def hand_count_vit(L, D, F, T, M, p, C=3):
     """mmengine's rules written out: linear/matmul/conv a multiply-add per

@@ -289,6 +289,13 @@ def test_bad_banks_and_calls_are_named_errors(trained, bank, tmp_path):
         PromptBank(trained['vit'], [dict(
             name='bias', cfg_options={'model.backbone.finetune': 'bias'},
             **trained['tasks']['cub'])])
+    from mmseg_ivpt.models import CheckpointMismatchError
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"task 'cub': .*epoch_2.pth does not fit the "
+                             r'model that .*cfg.py builds:\n.*head.fc.weight'):
+        PromptBank(trained['vit'], [dict(
+            name='cub', cfg_options={'model.head.num_classes': 7},
+            **trained['tasks']['cub'])])
     img = trained['imgs']['cub'][0]
     with pytest.raises(BankError, match=r"unknown task 'cars'; the bank has "
                        r"\['eurosat', 'cub', 'shapes', 'shapes_slide'\]"):
@@ -326,12 +333,36 @@ def test_multitask_infer_tool(trained, bank, tmp_path):
             assert e['pred_label'] == int(p.pred_label)
             assert e['pred_class'] == bank.models[e['task']].dataset_meta[
                 'classes'][e['pred_label']]
-        else:
+        else:  # the shapes set has reduce_zero_label: class c is c + 1
             mask = np.asarray(Image.open(cwd / 'out' / e['mask']))
-            np.testing.assert_array_equal(mask,
-                                          p.pred_sem_seg.data[0].numpy())
+            np.testing.assert_array_equal(
+                mask, p.pred_sem_seg.data[0].numpy() + 1)
+            np.testing.assert_array_equal(mask, bank.label_mask(e['task'],
+                                                                p))
             assert mask.shape == (e['height'], e['width'])
     assert got[3]['mask'] == got[0]['mask'][:-4] + '_1.png'  # same stem
+    # issue 18.7: the masks hold what tools/test.py --out writes
+    seg = trained['tasks']['shapes']
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'test.py'),
+                          seg['config'], seg['checkpoint'], '--work-dir',
+                          str(tmp_path / 'test'), '--out', 'test_out'],
+                         cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    stem = osp.splitext(osp.basename(items[0][1]))[0]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(cwd / 'test_out' / f'{stem}.png')),
+        np.asarray(Image.open(cwd / 'out' / got[0]['mask'])))
+    # issue 18.11: a task whose config does not fit its checkpoint
+    bad = write_bank(trained, tmp_path / 'bad.yaml', [dict(
+        name='eurosat', cfg_options={'model.head.num_classes': 5},
+        **trained['tasks']['eurosat'])])
+    res = subprocess.run(cmd[:2] + [bad, 'eurosat=' + imgs['eurosat'][0]],
+                         cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    for text in ("task 'eurosat'", 'epoch_2.pth does not fit the model',
+                 'head.fc.weight', 'torch.Size([10, 64])',
+                 'torch.Size([5, 64])'):
+        assert text in res.stderr, (text, res.stderr[-3000:])
     res = subprocess.run(cmd[:3] + ['cars=' + imgs['cub'][0]], cwd=cwd,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and "unknown task 'cars'" in res.stderr

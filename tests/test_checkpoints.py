@@ -1,11 +1,19 @@
 """Pretrained weights through init_cfg in the three layouts (timm, mmseg's
 vit2mmseg, mmpretrain), checked against those libraries' own ViTs, and
-checkpoints that do not fit."""
+checkpoints that do not fit; a moved prompt-only checkpoint finds the ViT
+of its fingerprint; tools/convert_checkpoint.py's named errors."""
+import json
+import os.path as osp
+import shutil
+import sys
+import textwrap
+
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit
 from mmpretrain.models.backbones import VisionTransformer as PretrainViT
 from mmseg.models.backbones import VisionTransformer as SegViT
+from test_segmentation_e2e import CFG, ROOT, env, ok, run, train  # noqa: F401
 from timm.layers import resample_abs_pos_embed
 
 from mmseg_ivpt.models import CheckpointMismatchError, PromptedViT
@@ -170,3 +178,181 @@ def test_prompt_only_state_dict_loads_onto_pretrained(tmp_path):
                        match=r'prompts: checkpoint \(4, 2, 64\) vs model '
                        r'\(4, 3, 64\)(.|\n)*da_weights: in the checkpoint'):
         other.load_state_dict(src.state_dict(), strict=False)
+
+
+# ------------------------------------- moved prompt-only checkpoints (#12)
+def _vit_file(path, seed, arch=TINY):
+    """A random ViT of ``arch`` saved at ``path``; its fingerprint."""
+    from mmseg_ivpt.utils.integrity import encoder_fingerprint
+    torch.manual_seed(seed)
+    sd = timm_vit(arch=arch).state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, path)
+    return encoder_fingerprint(sd)
+
+
+def _record(ckpt_dir, right):
+    """What a prompt-only checkpoint in ``ckpt_dir`` records when it was
+    trained on the file ``right`` (abs), the checkpoint written as
+    ``ckpt_dir/model.pth`` with its ViT at ``../vit.pth``."""
+    from mmseg_ivpt.utils.integrity import encoder_fingerprint
+    from mmseg_ivpt.utils.safe_load import SOURCE_FILE_KEY
+    return {SOURCE_FILE_KEY: str(ckpt_dir / 'model.pth'),
+            'pretrained': 'vit.pth', 'pretrained_abs': str(right),
+            'pretrained_rel': osp.join('..', 'vit.pth'),
+            'encoder_fingerprint': encoder_fingerprint(torch.load(right))}
+
+
+def _bare():
+    return PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH,
+                       num_prompts=2)
+
+
+def test_moved_record_prefers_the_file_with_the_fingerprint(
+        tmp_path, monkeypatch, caplog):
+    """The relative path holds another ViT (same shape; or another shape;
+    or a damaged file), the absolute path the right one: the right one is
+    loaded, the others named in a warning. None right: the named error
+    lists what was found; the override loads the first."""
+    import logging
+
+    from mmseg_ivpt.models.checkpoint import EncoderMismatchError
+    from mmseg_ivpt.models.prompt_only import load_frozen_encoder
+    monkeypatch.chdir(tmp_path)  # (the record's path as written: vit.pth)
+    # the backbones' logger forwards to mmengine's and does not propagate
+    monkeypatch.setattr(logging.getLogger('mmseg_ivpt'), 'propagate', True)
+    right = tmp_path / 'orig' / 'vit.pth'
+    fp = _vit_file(right, 0)
+    copy = tmp_path / 'copy' / 'run'
+    meta = _record(copy, right)
+    rel = tmp_path / 'copy' / 'vit.pth'
+    other_fp = _vit_file(rel, 1)
+    assert other_fp != fp
+    m = _bare()
+    with caplog.at_level('WARNING', logger='mmseg_ivpt'):
+        load_frozen_encoder(m, meta)
+    assert m.pretrained_path == str(right) and m.pretrained_fingerprint == fp
+    assert f'passed over {rel} (another ViT, fingerprint {other_fp})' in \
+        caplog.text
+    # another shape at the relative path, then a damaged file: passed over
+    _vit_file(rel, 1, arch=dict(TINY, embed_dims=32, num_heads=2))
+    m = _bare()
+    load_frozen_encoder(m, meta)
+    assert m.pretrained_fingerprint == fp
+    rel.write_bytes(b'')
+    m = _bare()
+    load_frozen_encoder(m, meta)
+    assert m.pretrained_fingerprint == fp
+    # the record's absolute file replaced too: no right file
+    _vit_file(rel, 1)
+    abs_fp = _vit_file(right, 2)
+    with pytest.raises(EncoderMismatchError) as e:
+        load_frozen_encoder(_bare(), meta)
+    msg = str(e.value)
+    assert f'{rel} (fingerprint {other_fp})' in msg  # the first found
+    assert f'{right}, fingerprint {abs_fp}' in msg  # and the other
+    assert f'(fingerprint {fp})' in msg and 'IVPT_ALLOW_OTHER_ENCODER' in msg
+    monkeypatch.setenv('IVPT_ALLOW_OTHER_ENCODER', '1')
+    m = _bare()
+    load_frozen_encoder(m, meta)  # the first file found, with a warning
+    assert m.pretrained_path == str(rel) and m.pretrained_fingerprint == \
+        other_fp
+
+
+def test_config_choice_is_not_overridden_by_a_recorded_file(tmp_path):
+    """An existing init_cfg file is the config's choice: another ViT there
+    is the named error even though the recorded file is right."""
+    from mmseg_ivpt.models.checkpoint import EncoderMismatchError
+    from mmseg_ivpt.models.prompt_only import load_frozen_encoder
+    right = tmp_path / 'vit.pth'
+    _vit_file(right, 0)
+    chosen = tmp_path / 'chosen.pth'
+    _vit_file(chosen, 1)
+    m = _bare()
+    m.init_cfg = dict(type='Pretrained', checkpoint=str(chosen))
+    with pytest.raises(EncoderMismatchError, match=str(chosen)):
+        load_frozen_encoder(m, _record(tmp_path / 'run', right))
+
+
+@pytest.fixture(scope='module')
+def seg_record_run(env):  # noqa: F811
+    """The demo config trained 4 iterations (prompt-only checkpoints), its
+    ViT named by absolute path."""
+    work = env['tmp'] / 'record_run'
+    ok(train(env, work))
+    return work
+
+
+def test_copied_folder_with_another_vit_at_the_relative_path(
+        env, seg_record_run, tmp_path):
+    """A user copies the run's folder elsewhere, where the file at the
+    checkpoint's relative path is another ViT of the same shape; the
+    absolute path still holds the right one. init_model (a subprocess, from
+    another directory) loads the right one and says which it passed over."""
+    from test_trust import _other_vit
+    copy = tmp_path / 'copy'
+    shutil.copytree(seg_record_run, copy / 'record_run')
+    other = _other_vit(env)
+    shutil.copy(other, copy / 'tiny_vit.pth')  # where ../tiny_vit.pth points
+    ckpt = copy / 'record_run' / 'iter_4.pth'
+    code = textwrap.dedent(f"""
+        import json, torch
+        from mmseg.apis import init_model
+        model = init_model({CFG!r}, {str(ckpt)!r}, device='cpu')
+        want = torch.load({env['pretrained']!r})['pos_embed']
+        print(json.dumps(dict(
+            path=model.backbone.pretrained_path,
+            right=bool(torch.equal(model.backbone.pos_embed, want)))))
+    """)
+    cwd = tmp_path / 'elsewhere'
+    cwd.mkdir()
+    res = ok(run([sys.executable, '-c', code], str(cwd)))
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out == dict(path=env['pretrained'], right=True)
+    assert f"passed over {copy / 'tiny_vit.pth'} (another ViT" in \
+        res.stdout + res.stderr
+
+
+# ------------------------------------------- convert_checkpoint.py (#11)
+def _convert_tool(*args, cwd=None):
+    return run([sys.executable, osp.join(ROOT, 'tools',
+                                         'convert_checkpoint.py'),
+                *map(str, args)], str(cwd or ROOT))
+
+
+def test_convert_checkpoint_missing_file_is_named(tmp_path):
+    res = _convert_tool('ViT-L_16.npz', tmp_path / 'out.pth', cwd=tmp_path)
+    assert res.returncode == 2
+    assert 'SRC ViT-L_16.npz does not exist' in res.stderr, res.stderr
+    assert 'init_cfg' not in res.stderr and 'Traceback' not in res.stderr
+    assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('heads,pattern', [
+    ('5', r'--num-heads 5: .*src\.pth has embed_dims=64, which 5 heads do '
+          r'not divide; allowed: 1, 2, 4, 8, 16, 32, 64'),
+    ('0', r"argument --num-heads: '0': a number of heads is a positive "
+          r'integer'),
+    ('four', r"argument --num-heads: 'four'")])
+def test_convert_checkpoint_bad_num_heads_is_named(tmp_path, heads,
+                                                   pattern):
+    import re
+    src = tmp_path / 'src.pth'
+    torch.save(timm_vit().state_dict(), src)
+    dst = tmp_path / 'out' / 'vit.pth'
+    res = _convert_tool(src, dst, '--num-heads', heads)
+    assert res.returncode == 2 and 'Traceback' not in res.stderr, res.stderr
+    assert re.search(pattern, res.stderr), res.stderr
+    assert not dst.exists()
+
+
+def test_convert_checkpoint_bad_dst_and_not_a_vit(tmp_path):
+    src = tmp_path / 'src.pth'
+    torch.save(timm_vit().state_dict(), src)
+    res = _convert_tool(src, tmp_path)
+    assert res.returncode == 2 and f'DST {tmp_path} is a directory' in \
+        res.stderr, res.stderr
+    torch.save({'encoder.w': torch.zeros(3)}, src)
+    res = _convert_tool(src, tmp_path / 'vit.pth')
+    assert res.returncode == 2 and 'Traceback' not in res.stderr
+    assert f'{src}: cannot tell the layout' in res.stderr, res.stderr

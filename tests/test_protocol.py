@@ -205,20 +205,34 @@ def test_full_finetune_variant_and_unknown_method():
                             'cdc_da', 'ar_all', 'vanilla_cdc', 'provp'}
 
 
-def test_sweep_final_report(tmp_path):
+def run_protocol(root, *args, cwd=ROOT, rc=0):
+    """``tools/protocol.py ARGS --work-root ROOT``, as a user runs it; its
+    exit code must be ``rc``. Returns the finished process."""
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools',
+                                                   'protocol.py'),
+                          *args, '--work-root', str(root)], cwd=cwd,
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == rc, res.stdout[-3000:] + res.stderr[-5000:]
+    assert 'Traceback' not in res.stderr, res.stderr[-5000:]
+    return res
+
+
+def tiny_task(tmp_path):
+    """A generated eurosat, the tiny ViT, and a config derived from the
+    eurosat task config that trains on them in seconds."""
     make_vtab(tmp_path / 'vtab', task='eurosat', n=8)
     pretrained = pretrained_tiny(tmp_path)
     cfg = small_config(tmp_path, 'configs/vtab/ivpt_vitb16_eurosat.py',
                        f"data_root={str(tmp_path / 'vtab')!r}", pretrained)
+    return cfg, pretrained
+
+
+def test_sweep_final_report(tmp_path):
+    cfg, pretrained = tiny_task(tmp_path)
     root = str(tmp_path / 'runs')
 
     def proto(*args, cwd=ROOT):
-        res = subprocess.run([sys.executable, osp.join(ROOT, 'tools',
-                                                       'protocol.py'),
-                              *args, '--work-root', root], cwd=cwd,
-                             capture_output=True, text=True, timeout=900)
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
-        return res.stdout
+        return run_protocol(root, *args, cwd=cwd).stdout
 
     out = proto('sweep', cfg, '--lrs', '0.5', '5', '--wds', '0')
     assert '[1/2] eurosat lr0.5_wd0 (lr 0.25): top-1' in out  # batch 128
@@ -262,7 +276,11 @@ def test_sweep_final_report(tmp_path):
     row = next(line for line in out.splitlines()
                if line.startswith('| eurosat |'))
     assert row == (f"| eurosat | {res['mean']:.1f} | {res['std']:.2f} | 2 "
-                   '| 96.1 |')  # paper, Table 1
+                   '| 96.1 | [1] [2] |')  # paper, Table 1; a tiny recipe
+    assert f'[1] config {cfg}, not the task config configs/vtab/' \
+        'ivpt_vitb16_eurosat.py (eurosat)' in out
+    assert "[2] lr and wd chosen over 2 of the 40 (lr, wd) of the " \
+        "method's grid (eurosat)" in out
     assert '| **mean params (M)** | 0.623 | | | 0.60 |' in out
     assert '1/19 tasks have results' in out
 
@@ -276,3 +294,101 @@ def test_sweep_final_report(tmp_path):
     assert gapt.model.backbone.init_cfg.checkpoint == pretrained
     assert gapt.optim_wrapper.optimizer.lr == 0.1  # GaPT: not scaled
     assert gapt.optim_wrapper.optimizer.weight_decay == 0
+
+
+def test_best_of_the_folder_final_lr_and_marked_report(tmp_path):
+    """Issue 18, cases 2, 3 and 10, as a user meets them: sweeps over parts
+    of the grid in one folder (the best of every finished run of this config
+    counts, not those of another config), a final run at another batch
+    (the base lr scaled to it, not the sweep's lr reused), and a report that
+    marks the recipe's differences, which the results record."""
+    cfg, _ = tiny_task(tmp_path)
+    root = tmp_path / 'runs'
+    sweep = osp.join(root, 'vtab', 'ivpt', 'eurosat', 'sweep')
+    b8 = ('--cfg-options', 'train_dataloader.batch_size=8')
+
+    def proto(*args):
+        return run_protocol(root, *args).stdout
+
+    def read(*parts):
+        with open(osp.join(*parts)) as f:
+            return json.load(f)
+
+    out = proto('sweep', cfg, '--lrs', '1', '--wds', '0', *b8)
+    assert '[1/1] eurosat lr1_wd0 (lr 0.03125): top-1' in out  # 1 x 8 / 256
+    out = proto('sweep', cfg, '--lrs', '2', '--wds', '0')  # other: batch 128
+    assert 'of the 1 finished runs of this config' in out
+    assert f'not counted, finished runs of another config in {sweep}: ' \
+        'lr1_wd0' in out
+    out = proto('sweep', cfg, '--lrs', '4', '--wds', '0', *b8)
+    best = read(sweep, 'best.json')
+    assert set(best['all']) == {'lr1_wd0', 'lr4_wd0'}  # not lr2 (batch 128)
+    assert best['not_counted'] == ['lr2_wd0']
+    assert best['grid'] == {'covered': 1, 'of': 40}  # 4 is off the grid
+    assert best['cfg_options'] == {'train_dataloader.batch_size': 8}
+    run = read(sweep, 'lr4_wd0', 'result.json')
+    assert {k: run[k] for k in ('base_lr', 'lr', 'wd', 'batch', 'gpus',
+                                'cfg_options')} == dict(
+        base_lr=4, lr=0.125, wd=0, batch=8, gpus=1,
+        cfg_options={'train_dataloader.batch_size': 8})
+    # the earlier run is made the better one: the same sweep again (nothing
+    # to train) keeps it, not the best of its own runs
+    first = read(sweep, 'lr1_wd0', 'result.json')
+    with open(osp.join(sweep, 'lr1_wd0', 'result.json'), 'w') as f:
+        json.dump(dict(first, top1=100.), f)
+    out = proto('sweep', cfg, '--lrs', '4', '--wds', '0', *b8)
+    assert 'skipped: finished before' in out
+    assert 'eurosat: best lr1_wd0 (lr 0.03125; val top-1 100.00) of the 2 ' \
+        'finished runs of this config' in out
+
+    # the final at batch 16: base 1 x 16 / 256, not the sweep's 0.03125
+    out = proto('final', cfg, '--seeds', '0', '--cfg-options',
+                'train_dataloader.batch_size=16')
+    assert '# eurosat: lr1_wd0 of the sweep: lr 0.0625 (base 1 x batch 16 ' \
+        '/ 256; the sweep trained batch 8 at lr 0.03125), wd 0' in out
+    final = osp.join(root, 'vtab', 'ivpt', 'eurosat', 'final')
+    run_cfg = Config.fromfile(osp.join(final, 'seed0', 'config.py'))
+    assert run_cfg.optim_wrapper.optimizer.lr == 0.0625
+    assert run_cfg.train_dataloader.batch_size == 16
+    res = read(final, 'results.json')
+    assert res['cfg_options'] == {'train_dataloader.batch_size': 16}
+    assert (res['base_lr'], res['lr'], res['batch']) == (1, 0.0625, 16)
+    assert read(final, 'seed0', 'result.json')['seed'] == 0
+
+    out = proto('report', '--benchmark', 'vtab')
+    row = next(line for line in out.splitlines()
+               if line.startswith('| eurosat |'))
+    assert row.endswith('| 96.1 | [1] [2] [3] |'), row
+    assert '| **Specialized mean** | - | | | 87.12 | [1] [2] [3] |' in out
+    assert '| **Natural mean** | - | | | 83.50 | |' in out
+    assert '[1] --cfg-options train_dataloader.batch_size=16 (eurosat)' in out
+    assert "[3] lr and wd chosen over 1 of the 40 (lr, wd) of the method's " \
+        "grid (eurosat)" in out
+
+
+def test_gpus_split_the_total_batch(tmp_path):
+    """`--gpus N` splits the config's batch (the total, as VPT's
+    DATA.BATCH_SIZE) over N processes, the lr unchanged; a batch N does not
+    divide stops before any run, naming the config."""
+    root = tmp_path / 'runs'
+    out = run_protocol(root, 'sweep', EUROSAT, '--dry-run', '--gpus', '2',
+                       '--lrs', '4', '--wds', '0').stdout
+    assert 'eurosat: 1 runs; ivpt: SGD, batch 128 (64 per GPU x 2)' in out
+    assert '4,0->2' in out  # 4 x 128 / 256, as with one GPU
+    assert '--nproc_per_node=2' in out
+    res = run_protocol(root, 'final', EUROSAT, '--dry-run', '--gpus', '3',
+                       rc=1)
+    assert res.stderr.strip().splitlines()[-1] == (
+        f'protocol.py: {EUROSAT}: the total batch 128 '
+        '(train_dataloader.batch_size) does not split over --gpus 3; pass a '
+        '--gpus that divides it, or another batch with --cfg-options '
+        'train_dataloader.batch_size=B')
+    assert not root.exists()
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools',
+                                                   'protocol.py'),
+                          'sweep', '--help'], capture_output=True, text=True)
+    assert 'DATA.BATCH_SIZE' in ' '.join(res.stdout.split())
+    from mmseg_ivpt.protocol import split_batch
+    cfg = load_task_config(EUROSAT, 'ivpt', None)
+    assert split_batch(cfg, 8).train_dataloader.batch_size == 16
+    assert cfg.train_dataloader.batch_size == 128  # a copy

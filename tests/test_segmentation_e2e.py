@@ -4,6 +4,7 @@ subprocesses, on generated data (the demo's config at a smaller scale)."""
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,9 @@ def test_train_then_test_then_inference(env, trained):
                  + env['opts'], ROOT))
     assert 'mIoU' in res.stdout + res.stderr
     assert len(os.listdir(out_dir)) == 4
+    # where --show-dir's help says the painted images go
+    names = sorted(f'test_shapes_{i:06d}.jpg_0.png' for i in range(4))
+    assert sorted(os.listdir(show_dir / 'vis_data' / 'vis_image')) == names
 
     # mmseg's inference APIs, on both checkpoint kinds; the frozen ViT comes
     # from the pretrained file for the prompt-only one
@@ -207,3 +211,108 @@ def test_check_data_names_missing_folders(tmp_path):
         data_root=str(tmp_path), data_prefix='train'))))
     with pytest.raises(ConfigError, match="data_prefix='train' not found"):
         check_data(cls, ['train_dataloader'])
+
+
+# ---------------------------- what does not fit: named errors, never a metric
+def _test_tool(env, ckpt, *opts, work='bad_test'):
+    """tools/test.py on the demo config at the fixture's scale, ``opts``
+    after the fixture's (so they win)."""
+    return run([sys.executable, 'tools/test.py', CFG, str(ckpt),
+                '--work-dir', str(env['tmp'] / work), '--cfg-options'] +
+               env['opts'] + list(opts), ROOT)
+
+
+def _failed(res, *texts):
+    """The run stopped with a named error containing every text."""
+    err = res.stdout[-3000:] + res.stderr[-6000:]
+    assert res.returncode != 0, err
+    assert not re.search(r'mIoU: \d', res.stdout + res.stderr), err
+    for t in texts:
+        assert t in err, (t, err)
+    return err
+
+
+def test_head_that_does_not_fit_the_checkpoint(env, trained):
+    """Issue 18.4: a decode head of other channels than the checkpoint's is
+    refused at load time, naming the file, the tensor and both shapes
+    (mmengine alone prints "size mismatch" and tests a random head); one of
+    other num_classes than the data is refused before (18.5)."""
+    ckpt = trained[0] / 'iter_4.pth'
+    err = _failed(_test_tool(env, ckpt, 'model.decode_head.channels=16'),
+                  'CheckpointMismatchError', f'{ckpt} does not fit the model',
+                  'decode_head.', 'vs model (16,',
+                  'with the config it was trained with')
+    assert re.search(r'decode_head\.\S+: checkpoint \(32, ', err), err
+    _failed(_test_tool(env, ckpt, 'model.decode_head.num_classes=5'),
+            'ConfigError', 'model.decode_head.num_classes=5 but '
+            'test_dataloader.dataset (ShapesSegDataset) has 4 classes '
+            '(background, disc, square, triangle)')
+
+
+def test_head_with_other_classes_than_the_data_does_not_train(env, tmp_path):
+    """Issue 18.5: a 6-class head on the 4-class shapes set stops before
+    any iteration."""
+    _failed(train(env, tmp_path / 'w', '--cfg-options',
+                  'model.decode_head.num_classes=6'),
+            'ConfigError', 'model.decode_head.num_classes=6 but '
+            'train_dataloader.dataset (ShapesSegDataset) has 4 classes')
+    assert not list((tmp_path / 'w').glob('*.pth'))
+
+
+def test_pretrained_vit_given_as_the_checkpoint(env):
+    """Issue 18.11: a pretrained ViT file is not a trained model."""
+    _failed(_test_tool(env, env['pretrained']), 'CheckpointMismatchError',
+            f"{env['pretrained']} is a pretrained ViT (timm layout), not a "
+            'checkpoint of a trained model',
+            'model.backbone.init_cfg.checkpoint=')
+
+
+def test_prompt_only_checkpoint_given_as_init_cfg(env, trained, tmp_path):
+    """Issue 18.11: init_cfg naming a prompt-only checkpoint says what the
+    file is, which ViT it was trained on and what to do instead."""
+    ckpt = trained[0] / 'iter_4.pth'
+    res = run([sys.executable, 'tools/train.py', CFG, '--work-dir',
+               str(tmp_path / 'w'), '--cfg-options'] + env['opts'] +
+              [f'model.backbone.init_cfg.checkpoint={ckpt}'], ROOT)
+    _failed(res, f"init_cfg checkpoint='{ckpt}' is a prompt-only checkpoint "
+            'of a trained model', f"trained on the pretrained ViT "
+            f"{env['pretrained']}", 'give this file as the checkpoint',
+            f"load_from='{ckpt}'")
+
+
+@pytest.fixture(scope='module')
+def bad_masks(env, tmp_path_factory):
+    """A copy of the data: one training mask with the file value 9 (class
+    8 of 4), one validation mask of 32x32 for its 64x64 image."""
+    import numpy as np
+    from PIL import Image
+    root = tmp_path_factory.mktemp('bad') / 'shapes'
+    shutil.copytree(env['data'], root)
+    label = root / 'annotations' / 'training' / 'shapes_000003.png'
+    a = np.asarray(Image.open(label)).copy()
+    a[5:9, 5:9] = 9
+    Image.fromarray(a).save(label)
+    small = root / 'annotations' / 'validation' / 'shapes_000002.png'
+    Image.open(small).resize((32, 32), Image.NEAREST).save(small)
+    return dict(root=str(root), label=str(label), small=str(small))
+
+
+def test_label_outside_the_classes_names_the_file(env, bad_masks, tmp_path):
+    """Issue 18.11: a mask label outside the classes stops training with
+    the file named (was: IndexError in the loss, no file)."""
+    # after the fixture's options, which name the good data
+    res = run([sys.executable, 'tools/train.py', CFG, '--work-dir',
+               str(tmp_path / 'w'), '--cfg-options'] + env['opts'] +
+              [f"train_dataloader.dataset.data_root={bad_masks['root']}"],
+              ROOT)
+    _failed(res, 'DataError', bad_masks['label'], 'file value(s) 9',
+            "the data set's 4 classes", 'reduce_zero_label')
+
+
+def test_mask_of_another_size_names_the_file(env, trained, bad_masks):
+    """Issue 18.11: a mask of another size than its image stops the test
+    with the file named (was: IndexError in the metric, no file)."""
+    res = _test_tool(env, trained[0] / 'iter_4.pth',
+                     f"test_dataloader.dataset.data_root={bad_masks['root']}")
+    _failed(res, 'DataError', bad_masks['small'], 'the mask is 32x32 (HxW)',
+            'shapes_000002.jpg is 64x64')

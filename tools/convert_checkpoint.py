@@ -25,15 +25,18 @@ import os.path as osp
 import sys
 from collections import OrderedDict
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tools._venv import ensure  # noqa: E402
+ensure('torch', 'timm')  # the repository's .venv unless this python has them
+
+import torch  # noqa: E402
 
 from mmseg_ivpt.models.checkpoint import (convert_to_timm,  # noqa: E402
                                           detect_layout, fit_state_dict,
                                           read_checkpoint, unwrap_state_dict)
 from mmseg_ivpt.models.vit import ViTEncoder  # noqa: E402
-from mmseg_ivpt.utils.integrity import add_checksum  # noqa: E402
+from mmseg_ivpt.utils.integrity import (CheckpointFileError,  # noqa: E402
+                                         add_checksum)
 
 _HEADS_BY_WIDTH = {384: 6, 768: 12, 1024: 16, 1280: 16}
 
@@ -76,18 +79,38 @@ def read_any(path: str):
     return convert_to_timm(sd, layout), layout
 
 
-def encoder_for(sd, num_heads=None) -> ViTEncoder:
+def divisors(n: int):
+    return [k for k in range(1, n + 1) if n % k == 0]
+
+
+def heads_for(d: int, num_heads, src: str) -> int:
+    """The number of heads of a ViT of width ``d`` (the file ``src``):
+    ``num_heads`` (``--num-heads``) if given, else the standard models'.
+    A value that cannot be is a ValueError naming the option, the file and
+    the allowed values."""
+    allowed = ', '.join(map(str, divisors(d)))
+    if num_heads is None:
+        if d not in _HEADS_BY_WIDTH:
+            raise ValueError(
+                f'{src}: embed_dims={d} does not tell the number of heads '
+                f'(known widths: {_HEADS_BY_WIDTH}): pass --num-heads, one '
+                f'of {allowed}')
+        return _HEADS_BY_WIDTH[d]
+    if d % num_heads:
+        raise ValueError(
+            f'--num-heads {num_heads}: {src} has embed_dims={d}, which '
+            f'{num_heads} heads do not divide; allowed: {allowed}')
+    return num_heads
+
+
+def encoder_for(sd, num_heads=None, src='the checkpoint') -> ViTEncoder:
     """The encoder these weights are for, read off their shapes."""
     d = sd['cls_token'].shape[-1]
     p = sd['patch_embed.proj.weight'].shape[-1]
     depth = 1 + max(int(k.split('.')[1]) for k in sd
                     if k.startswith('blocks.'))
-    if num_heads is None:
-        if d not in _HEADS_BY_WIDTH:
-            raise SystemExit(f'embed_dims={d} does not tell the number of '
-                             f'heads: pass --num-heads')
-        num_heads = _HEADS_BY_WIDTH[d]
-    arch = dict(embed_dims=d, num_layers=depth, num_heads=num_heads,
+    arch = dict(embed_dims=d, num_layers=depth,
+                num_heads=heads_for(d, num_heads, src),
                 feedforward_channels=sd['blocks.0.mlp.fc1.weight'].shape[0])
     side = int(math.isqrt(sd['pos_embed'].shape[1] - 1))
     with torch.device('meta'):
@@ -95,15 +118,55 @@ def encoder_for(sd, num_heads=None) -> ViTEncoder:
                           patch_bias='patch_embed.proj.bias' in sd)
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: a number of heads is a positive integer (a divisor '
+            f'of the width: 12 for ViT-B, 16 for ViT-L and ViT-H)')
+    return value
+
+
+def check_paths(parser, src: str, dst: str) -> None:
+    """SRC must be a file and DST a writable file path: named errors before
+    anything is read."""
+    if not osp.isfile(src):
+        what = 'is a directory' if osp.isdir(src) else 'does not exist'
+        parser.error(f'SRC {src} {what}: give the ViT weights file to '
+                     f'convert (docs/checkpoints.md says where to get them)')
+    if osp.isdir(dst):
+        parser.error(f'DST {dst} is a directory: give the file to write, '
+                     f'e.g. {osp.join(dst, "vit.pth")}')
+    folder = osp.dirname(osp.abspath(dst))
+    while not osp.isdir(folder):  # the part of the path that exists
+        folder = osp.dirname(folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f'DST {dst}: {folder} is not writable')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('src')
-    parser.add_argument('dst')
-    parser.add_argument('--num-heads', type=int,
-                        help='only when the width does not tell it')
+    parser.add_argument('src', help='the ViT weights (npz, timm, MAE, '
+                        'MoCo-v3, mmseg, mmpretrain)')
+    parser.add_argument('dst', help='the file to write (timm names)')
+    parser.add_argument('--num-heads', type=positive_int,
+                        help='only when the width does not tell it (widths '
+                        f'{sorted(_HEADS_BY_WIDTH)} do); a divisor of it')
     args = parser.parse_args()
-    sd, layout = read_any(args.src)
-    enc = encoder_for(sd, args.num_heads)
+    check_paths(parser, args.src, args.dst)
+    try:
+        sd, layout = read_any(args.src)
+        enc = encoder_for(sd, args.num_heads, args.src)
+    except ValueError as e:  # CheckpointMismatchError included
+        msg = str(e)
+        parser.error(msg if args.src in msg else f'{args.src}: {msg}')
+    except KeyError as e:
+        parser.error(f'{args.src}: not a ViT checkpoint (no tensor {e})')
+    except CheckpointFileError as e:  # empty, truncated, text...: named
+        parser.error(str(e))
     out = fit_state_dict(enc, sd, source=f'{args.src} ({layout})')
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     sd = OrderedDict((k, v.contiguous()) for k, v in out.items())

@@ -3,33 +3,60 @@
     python tools/count_params.py configs/setr_ivpt_vitl_ade20k.py [...]
 
 The model is built on the meta device (no weights allocated, no checkpoint
-read), so ViT-L configs take seconds.
+read), so ViT-L configs take seconds. One row per config; with several, a
+row and a line of their mean (trainable, per part, and total): the means the
+README quotes.
 """
 import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters  # noqa
+from mmseg_ivpt.engine.checks import ConfigError  # noqa: E402
+from mmseg_ivpt.engine.config_repair import read_config  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('configs', nargs='+')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='applied as tools/train.py applies them')
     args = parser.parse_args()
+    counts = []
     print('| config | trainable | backbone trainable | total |')
     print('|---|---:|---:|---:|')
     for path in args.configs:
-        cfg = Config.fromfile(path)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        try:
+            cfg = read_config(path, args.cfg_options)
+        except ConfigError as e:
+            raise SystemExit(f'count_params.py: {path}: {e}')
         n = count_parameters(build_model_on_meta(cfg))
+        counts.append(n)
         print(f"| {osp.basename(path)} | {n['trainable']:,} | "
               f"{n.get('backbone.trainable', 0):,} | {n['total']:,} |")
+    if len(counts) > 1:
+        print_mean(counts)
+
+
+def print_mean(counts) -> None:
+    """The mean over the configs: a table row, and a line in millions with
+    the trainable share of each part (backbone, heads)."""
+    keys = {k for n in counts for k in n}
+    mean = {k: sum(n.get(k, 0) for n in counts) / len(counts) for k in keys}
+    print(f"| mean of {len(counts)} | {mean['trainable']:,.1f} | "
+          f"{mean.get('backbone.trainable', 0):,.1f} | "
+          f"{mean['total']:,.1f} |")
+    parts = ', '.join(
+        f'{k[:-len(".trainable")]} {mean[k] / 1e6:.3f}M' for k in sorted(keys)
+        if k.endswith('.trainable') and mean[k])
+    print(f"\nmean over {len(counts)} configs: {mean['trainable'] / 1e6:.3f}M "
+          f"trainable ({parts}), {mean['total'] / 1e6:.3f}M in all")
 
 
 if __name__ == '__main__':

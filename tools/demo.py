@@ -19,11 +19,14 @@ import os.path as osp
 import subprocess
 import sys
 
-import numpy as np
-from PIL import Image
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
 
 

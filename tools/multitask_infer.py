@@ -11,9 +11,10 @@ images, mixed across tasks, go through the shared ViT once.
 Writes ``DIR/predictions.json`` (one entry per image, in the given order:
 classification: label, class name, score; segmentation: the mask file and
 the classes present) and, for segmentation tasks, label masks
-``DIR/masks/TASK/NAME.png`` (the class index of each pixel, as
-``tools/test.py --out`` writes them). Running it again overwrites the same
-files with the same content.
+``DIR/masks/TASK/NAME.png``, the values ``tools/test.py --out`` writes
+(the numbering of the task's annotation files: the class index of each
+pixel, + 1 for a data set with reduce_zero_label; docs/bank.md). Running
+it again overwrites the same files with the same content.
 """
 import argparse
 import json
@@ -22,6 +23,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
 
 
 def parse_args(argv=None):
@@ -85,13 +88,14 @@ def entry(bank, task: str, img: str, pred, out_dir: str, taken: set):
         e.update(pred_label=label, pred_score=float(pred.pred_score[label]),
                  pred_class=classes[label] if classes else None)
         return e
-    seg = pred.pred_sem_seg.data[0].cpu().numpy()
+    seg = bank.label_mask(task, pred)  # as tools/test.py --out writes it
     name = mask_name(task, img, taken)
     path = osp.join(out_dir, name)
     os.makedirs(osp.dirname(path), exist_ok=True)
     dtype = np.uint8 if seg.max(initial=0) < 256 else np.uint16
     Image.fromarray(seg.astype(dtype)).save(path)
-    present = sorted(int(c) for c in np.unique(seg))
+    present = sorted(int(c) for c in
+                     np.unique(pred.pred_sem_seg.data.cpu().numpy()))
     e.update(mask=name, height=int(seg.shape[0]), width=int(seg.shape[1]),
              classes_present=[classes[c] if classes else c for c in present])
     return e

@@ -12,41 +12,55 @@
 
 ``--method`` picks a variant of the per-task iVPT configs with its own
 recipe (``mmseg_ivpt.protocol.METHODS``, docs/reproduction.md).
-``--cfg-options`` are applied after the method, so they always win. A
-config's benchmark and backbone are its place in the table of task configs
-(``mmseg_ivpt.protocol.BACKBONE_CONFIGS``; a config inheriting from one of
-them counts as that one). Runs go through ``python -m
+``--cfg-options`` are applied after the method, so they always win, and the
+way tools/train.py applies them (``arch`` presets, ``pretrained=``,
+``data_root=``). A config's benchmark and backbone are its place in the
+table of task configs (``mmseg_ivpt.protocol.BACKBONE_CONFIGS``; a config
+inheriting from one of them counts as that one). The config's batch is the
+total batch, as VPT's ``DATA.BATCH_SIZE``: the lr is base x batch / 256, and
+``--gpus N`` splits the batch over N processes. Runs go through ``python -m
 mmseg_ivpt.engine.train`` (``--gpus N``: under ``torch.distributed.run``,
 with tools/dist_train.sh's NNODES, NODE_RANK, MASTER_ADDR, PORT) into
 ``WORK_ROOT/<benchmark>/<method>[-<backbone>]/<task>/{sweep/lr<base lr>_wd<wd>,final/seed<s>}``
 (``-<backbone>`` for ``vitl16``, ``vith14``, ``swinb``);
-each keeps the config it ran and, once finished, a ``result.json``. Running
-the same command again skips finished runs and resumes interrupted ones
-from their last checkpoint. ``--dry-run`` prints the grid and the commands
-and writes nothing. The paper's numbers of ``report`` are
-``configs/{vtab,fgvc}/metafile.yml``. Each error (a method that does not fit
-a config, a config outside the table, a work dir of another config, an
-unreadable metafile, a failed run) is one line that names its file.
+each keeps the config it ran and, once finished, a ``result.json`` that
+records what it was (lr, wd, batch, GPUs, the options). Running the same
+command again skips finished runs and resumes interrupted ones from their
+last checkpoint. ``sweep`` keeps the best of every finished run of the
+folder's grid (earlier sweeps of the same config included); ``final``
+scales that base lr to its own batch. ``--dry-run`` prints the grid and the
+commands and writes nothing. The paper's numbers of ``report`` are
+``configs/{vtab,fgvc}/metafile.yml``; a row whose recipe is not the paper's
+is marked, with a note saying how. Each error (a method that does not fit a
+config, a config outside the table, a batch --gpus does not divide, an
+option that cannot be applied, a work dir of another config, an unreadable
+metafile, a failed run) is one line that names its file.
 """
 import argparse
 import json
+import math
 import os.path as osp
 import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
 
 from mmengine.config import DictAction  # noqa: E402
 
 import mmseg_ivpt  # noqa: E402,F401
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters  # noqa
+from mmseg_ivpt.engine.checks import ConfigError  # noqa: E402
 from mmseg_ivpt.protocol import (BACKBONE_CONFIGS, METHODS,  # noqa: E402
                                  VPT_SEEDS, Progress, ProtocolError,
                                  benchmark_tasks, config_digest,
-                                 finished_result, load_task_config, locate,
-                                 lr_grid, pick_best, recipe_of, report,
-                                 run_training, set_splits, summarise_seeds,
-                                 task_configs, task_of, timed, train_command)
+                                 finished_result, finished_runs, grid_digest,
+                                 load_task_config, locate, lr_grid,
+                                 method_grid, pick_best, recipe_of, report,
+                                 run_training, scaled_lr, set_splits,
+                                 split_batch, summarise_seeds, task_configs,
+                                 task_of, timed, train_command)
 
 
 def load(path, args):
@@ -66,9 +80,10 @@ def task_dir(args, cfg):
                     task_of(cfg, where.benchmark))
 
 
-def run_or_skip(cfg, wdir, args, progress, what):
+def run_or_skip(cfg, wdir, args, progress, what, record):
     """Train unless a finished run of this config is there; returns top-1
-    (None in a dry run)."""
+    (None in a dry run). ``record``: what the run is, for its
+    ``result.json``."""
     if args.dry_run:
         print('  ' + ' '.join(train_command(osp.join(wdir, 'config.py'),
                                             wdir, args.gpus)))
@@ -77,78 +92,139 @@ def run_or_skip(cfg, wdir, args, progress, what):
     if done is not None:
         progress.update(what, f'top-1 {done:.2f}', None)
         return done
-    top1, secs = timed(run_training, cfg, wdir, args.gpus)
+    top1, secs = timed(run_training, cfg, wdir, args.gpus, record)
     progress.update(what, f'top-1 {top1:.2f}', secs)
     return top1
 
 
-def describe(cfg, method):
+def run_record(args, path, cfg, **what):
+    """What a run is, as its ``result.json`` (and the task's summaries)
+    record it: ``what`` (lr, wd, seed...), the method, the config given and
+    its task config, the user's ``--cfg-options``, the total batch and the
+    GPUs it was split over."""
+    return dict(what, method=args.method, config=osp.realpath(path),
+                task_config=locate(cfg).task_config,
+                cfg_options=dict(args.cfg_options or {}),
+                batch=cfg.train_dataloader.batch_size, gpus=args.gpus)
+
+
+def describe(cfg, method, gpus):
     r = recipe_of(method)
     opt = cfg.optim_wrapper.optimizer
-    return (f'{method}: {opt.type}, batch {cfg.train_dataloader.batch_size}, '
+    batch = cfg.train_dataloader.batch_size
+    split = f' ({batch // gpus} per GPU x {gpus})' if gpus > 1 else ''
+    return (f'{method}: {opt.type}, batch {batch}{split}, '
             f'{r["warmup_epochs"]} warm-up epochs of '
             f'{cfg.train_cfg.max_epochs}, lr '
             f'{"base x batch / 256" if r["scale_lr"] else "as given"}')
 
 
-def sweep(args):
+def load_runs(args):
+    """(path, config) of every config given, each checked before any run
+    (its method, its place in the table, its batch against --gpus)."""
     jobs = []
     for path in args.configs:
         cfg = load(path, args)
-        grid = lr_grid(cfg, args.method, args.lrs, args.wds, args.gpus)
-        jobs.append((path, cfg, grid))
+        split_batch(cfg, args.gpus)
+        jobs.append((path, cfg))
+    return jobs
+
+
+def sweep(args):
+    jobs = [(path, cfg, lr_grid(cfg, args.method, args.lrs, args.wds))
+            for path, cfg in load_runs(args)]
     progress = Progress(sum(len(g) for _, _, g in jobs))
     for path, cfg, grid in jobs:
         task, base = task_of(cfg), osp.join(task_dir(args, cfg), 'sweep')
         if args.dry_run:
-            print(f'# {task}: {len(grid)} runs; {describe(cfg, args.method)}')
+            print(f'# {task}: {len(grid)} runs; '
+                  f'{describe(cfg, args.method, args.gpus)}')
             print('# base lr, wd -> lr: ' + ', '.join(
                 f'{b:g},{wd:g}->{lr:g}' for b, wd, lr in grid))
-        scores = {}
+        ran, family = {}, None
         for base_lr, wd, lr in grid:
             run = set_splits(load(path, args), 'sweep')
             run.optim_wrapper.optimizer.lr = lr
             run.optim_wrapper.optimizer.weight_decay = wd
+            family = grid_digest(run)
             name = f'lr{base_lr:g}_wd{wd:g}'
             top1 = run_or_skip(run, osp.join(base, name), args, progress,
-                               f'{task} {name} (lr {lr:g})')
-            scores[name] = dict(base_lr=base_lr, lr=lr, wd=wd,
-                                val_top1=top1, run=name)
-        if args.dry_run:
-            continue
-        best = pick_best(scores)
-        with open(osp.join(base, 'best.json'), 'w') as f:
-            json.dump(dict(best=best, all=scores), f, indent=1)
-        print(f'{task}: best {best["run"]} (lr {best["lr"]:g}; val top-1 '
-              f'{best["val_top1"]:.2f})')
+                               f'{task} {name} (lr {lr:g})',
+                               run_record(args, path, run, base_lr=base_lr,
+                                          lr=lr, wd=wd, grid_digest=family))
+            ran[name] = dict(base_lr=base_lr, lr=lr, wd=wd, val_top1=top1,
+                             run=name)
+        if not args.dry_run:
+            write_best(args, path, cfg, task, base, family, ran)
+
+
+def write_best(args, path, cfg, task, base, family, ran):
+    """``best.json``: the best of every finished run of this grid in the
+    folder (those of earlier sweeps of the same config included, as
+    tune_vtab.py's ``find_best_lrwd`` reads every run of its folder), with
+    what the grid covered of the method's and the user's options."""
+    scores, others = finished_runs(base, family)
+    scores.update(ran)  # this sweep's, finished before it recorded a digest
+    others = [name for name in others if name not in ran]
+    best = pick_best(scores)
+    grid = method_grid(args.method)
+    covered = len(set(grid) & {(s['base_lr'], s['wd'])
+                               for s in scores.values()})
+    summary = run_record(args, path, cfg, best=best, all=scores,
+                         grid=dict(covered=covered, of=len(grid)),
+                         not_counted=others)
+    with open(osp.join(base, 'best.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    print(f'{task}: best {best["run"]} (lr {best["lr"]:g}; val top-1 '
+          f'{best["val_top1"]:.2f}) of the {len(scores)} finished runs of '
+          f'this config in {base} ({covered} of the {len(grid)} (lr, wd) '
+          f'of the method\'s grid)')
+    if others:
+        print(f'{task}: not counted, finished runs of another config in '
+              f'{base}: {", ".join(others)}')
+
+
+def chosen_lr(args, cfg, tdir, task):
+    """(lr, wd, base lr, name, sweep summary) of the final runs: ``--lr`` as
+    given, else the best base lr of the sweep scaled to this config's batch
+    (:func:`scaled_lr`), whatever batch and GPUs the sweep ran with."""
+    if args.lr is not None:
+        return args.lr, args.wd, None, 'given', None
+    best_file = osp.join(tdir, 'sweep', 'best.json')
+    if not osp.isfile(best_file):
+        if not args.dry_run:
+            raise SystemExit(f'protocol.py: {best_file} not found: run '
+                             '`sweep` first or pass --lr and --wd')
+        return None, None, None, 'best of the sweep', None
+    with open(best_file) as f:
+        swept = json.load(f)
+    best = swept['best']
+    base_lr = best['base_lr']
+    lr = scaled_lr(base_lr, cfg, args.method)
+    batch = cfg.train_dataloader.batch_size
+    how = (f'base {base_lr:g} x batch {batch} / 256'
+           if recipe_of(args.method)['scale_lr'] else 'as given')
+    if not math.isclose(lr, best['lr']):
+        how += (f'; the sweep trained batch {swept.get("batch", "?")} at lr '
+                f'{best["lr"]:g}')
+    print(f'# {task}: {best["run"]} of the sweep: lr {lr:g} ({how}), wd '
+          f'{best["wd"]:g}')
+    sweep_info = dict(runs=len(swept['all']), grid=swept.get('grid'))
+    return lr, best['wd'], base_lr, best['run'], sweep_info
 
 
 def final(args):
     jobs = []
-    for path in args.configs:
-        cfg = load(path, args)
+    for path, cfg in load_runs(args):
         tdir = task_dir(args, cfg)
-        if args.lr is not None:
-            lr, wd, name = args.lr, args.wd, 'given'
-        else:
-            best_file = osp.join(tdir, 'sweep', 'best.json')
-            if not osp.isfile(best_file):
-                if not args.dry_run:
-                    raise SystemExit(f'protocol.py: {best_file} not found: '
-                                     'run `sweep` first or pass --lr and '
-                                     '--wd')
-                lr, wd, name = None, None, 'best of the sweep'
-            else:
-                with open(best_file) as f:
-                    best = json.load(f)['best']
-                lr, wd, name = best['lr'], best['wd'], best['run']
-        jobs.append((path, cfg, tdir, lr, wd, name))
+        jobs.append((path, cfg, tdir,
+                     chosen_lr(args, cfg, tdir, task_of(cfg))))
     progress = Progress(len(jobs) * len(args.seeds))
-    for path, cfg, tdir, lr, wd, name in jobs:
+    for path, cfg, tdir, (lr, wd, base_lr, name, swept) in jobs:
         task = task_of(cfg)
         if args.dry_run:
             print(f'# {task}: {name} (lr {lr}, wd {wd}), seeds {args.seeds};'
-                  f' {describe(cfg, args.method)}')
+                  f' {describe(cfg, args.method, args.gpus)}')
         accs = {}
         for seed in args.seeds:
             run = set_splits(load(path, args), 'final')
@@ -157,12 +233,15 @@ def final(args):
                 run.optim_wrapper.optimizer.weight_decay = wd
             run.randomness = dict(seed=seed)
             wdir = osp.join(tdir, 'final', f'seed{seed}')
-            accs[seed] = run_or_skip(run, wdir, args, progress,
-                                     f'{task} seed {seed} ({name})')
+            accs[seed] = run_or_skip(
+                run, wdir, args, progress, f'{task} seed {seed} ({name})',
+                run_record(args, path, run, base_lr=base_lr, lr=lr, wd=wd,
+                           seed=seed))
         if args.dry_run:
             continue
         res = summarise_seeds(accs)
-        res.update(lr=lr, wd=wd, run=name)
+        res.update(run_record(args, path, cfg, lr=lr, wd=wd, base_lr=base_lr,
+                              run=name, sweep=swept))
         with open(osp.join(tdir, 'final', 'results.json'), 'w') as f:
             json.dump(res, f, indent=1)
         print(f'{task}: test top-1 {res["mean"]:.2f} ± {res["std"]:.2f} '
@@ -204,7 +283,11 @@ def main(argv=None):
                         help='applied after the method: they always win')
     runs = argparse.ArgumentParser(add_help=False)
     runs.add_argument('configs', nargs='+')
-    runs.add_argument('--gpus', type=int, default=1)
+    runs.add_argument(
+        '--gpus', type=int, default=1, help='processes (GPUs) each run is '
+        'split over (default 1). The config\'s batch is the total, as VPT\'s '
+        'DATA.BATCH_SIZE: each process loads batch / GPUS, and the lr '
+        '(base x batch / 256) does not change with the number of GPUs')
     runs.add_argument('--dry-run', action='store_true',
                       help='print the grid and the commands; write nothing')
     s = sub.add_parser('sweep', parents=[common, runs])
@@ -223,9 +306,11 @@ def main(argv=None):
                    default='vitb16', help='whose task configs and paper '
                    'numbers (Table 13 / 5 for vitl16, vith14, swinb)')
     args = p.parse_args(argv)
+    if getattr(args, 'gpus', 1) < 1:
+        p.error(f'--gpus must be >= 1, got {args.gpus}')
     try:
         dict(sweep=sweep, final=final, report=make_report)[args.cmd](args)
-    except ProtocolError as e:  # each kind says what is wrong, with its file
+    except (ProtocolError, ConfigError) as e:  # each says what, which file
         raise SystemExit(f'protocol.py: {e}')
     except subprocess.CalledProcessError as e:  # its output is above
         raise SystemExit(f'protocol.py: a training run failed (exit '

@@ -21,6 +21,23 @@ def backbone_of(model: nn.Module) -> ViTEncoder:
     return bb
 
 
+#: the flags by which the toolboxes' data preprocessors flip the channels:
+#: mmseg's ``SegDataPreProcessor(bgr_to_rgb=True)`` sets
+#: ``channel_conversion``, mmpretrain's ``ClsDataPreprocessor(to_rgb=True)``
+#: ``to_rgb``, mmengine's ``ImgDataPreprocessor(bgr_to_rgb=True)`` (and
+#: mmpretrain's ``SelfSupDataPreprocessor``) ``_channel_conversion``.
+CHANNEL_FLIP_FLAGS = ('channel_conversion', 'to_rgb', '_channel_conversion')
+
+
+def input_is_rgb(preprocessor: nn.Module) -> bool:
+    """Whether the model receives RGB: images are loaded as BGR (mmcv's
+    ``LoadImageFromFile``, what both toolboxes' inference uses), and the
+    data preprocessor flips them when one of :data:`CHANNEL_FLIP_FLAGS` is
+    set."""
+    return any(bool(getattr(preprocessor, flag, False))
+               for flag in CHANNEL_FLIP_FLAGS)
+
+
 def displayed_image(model: nn.Module, x: Tensor) -> np.ndarray:
     """The RGB uint8 (H, W, 3) image a normalised input x (1, 3, H, W) of
     the model's data preprocessor shows."""
@@ -28,7 +45,7 @@ def displayed_image(model: nn.Module, x: Tensor) -> np.ndarray:
     img = x[0].detach().float().cpu()
     if getattr(pre, '_enable_normalize', False):
         img = img * pre.std.cpu() + pre.mean.cpu()
-    if not getattr(pre, '_channel_conversion', False):
+    if not input_is_rgb(pre):
         img = img.flip(0)  # loaded as BGR, kept so: show RGB
     return img.clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..models.checkpoint import EncoderMismatchError
+from ..models.checkpoint import CheckpointMismatchError, EncoderMismatchError
 from ..models.multitask import (MUX_MODES, TaskMux, check_task_backbone,
                                 tensor_bytes)
 from .inference import scope_of
@@ -146,6 +146,7 @@ class PromptBank:
         self.models: Dict[str, nn.Module] = {}
         self.kinds: Dict[str, str] = {}
         self._pipelines = {}
+        self._mask_offset: Dict[str, int] = {}
         for s in specs:
             self._add(s)
         self.mux.to(device)
@@ -177,8 +178,9 @@ class PromptBank:
         if len(self.models) == 1:
             raise BankError(f'{name!r} is the last task; a bank needs at '
                             f'least one')
-        for d in (self.models, self.kinds, self._pipelines):
-            del d[name]
+        for d in (self.models, self.kinds, self._pipelines,
+                  self._mask_offset):
+            d.pop(name, None)
         del self.mux.tasks[name]
 
     @classmethod
@@ -212,12 +214,13 @@ class PromptBank:
 
     # -------------------------------------------------------------- build
     def _add(self, spec: dict) -> None:
-        from mmengine.config import Config
         from mmengine.registry import DefaultScope
+
+        from ..engine.config_repair import read_config
         name = spec['name']
-        cfg = Config.fromfile(spec['config'])
-        if spec.get('cfg_options'):
-            cfg.merge_from_dict(spec['cfg_options'])
+        # the task's options as tools/train.py applies them (arch presets,
+        # pretrained= / data_root= reaching the values derived from them)
+        cfg = read_config(spec['config'], spec.get('cfg_options'))
         scope = scope_of(cfg)
         registry = _registry(scope)
         if cfg.get('data_preprocessor'):  # a top-level one, as the runner
@@ -230,14 +233,22 @@ class PromptBank:
             self.mux = TaskMux.from_pretrained(self.encoder_path,
                                                model.backbone)
         self.mux.add(name, model.backbone)
-        meta = self._load_checkpoint(name, model, spec['checkpoint'])
+        try:
+            meta = self._load_checkpoint(name, model, spec['checkpoint'],
+                                         spec['config'])
+        except Exception:
+            del self.mux.tasks[name]  # the bank stays as it was
+            raise
         model.cfg = cfg
         model.dataset_meta = meta.get('dataset_meta')
         self.models[name] = model.eval()
         self.kinds[name] = KINDS[scope]
+        if scope == 'mmseg':
+            self._mask_offset[name] = int(_reduce_zero_label(
+                cfg, model.dataset_meta))
 
-    def _load_checkpoint(self, name: str, model: nn.Module,
-                         path: str) -> dict:
+    def _load_checkpoint(self, name: str, model: nn.Module, path: str,
+                         config: str = 'its config') -> dict:
         """Load ``path`` into task ``name``'s model whose backbone already
         shares the bank's ViT; returns the checkpoint's ``meta``. The shared
         tensors are never written: a full checkpoint's frozen ViT must equal
@@ -272,8 +283,17 @@ class PromptBank:
         try:
             _load_checkpoint_to_model(model, dict(state_dict=kept),
                                       strict=True)
-        except EncoderMismatchError as e:
-            raise EncoderMismatchError(f'task {name!r}: {e}') from None
+        except CheckpointMismatchError as e:  # the backbone's own check
+            raise type(e)(f'task {name!r}: {path}: {e}') from None
+        except RuntimeError as e:  # mmengine's strict loading: the heads
+            lines = [ln.strip() for ln in str(e).splitlines()
+                     if ln.strip() and 'do not match exactly' not in ln]
+            raise CheckpointMismatchError(
+                f'task {name!r}: {path} does not fit the model that '
+                f'{config} builds:\n  ' + '\n  '.join(lines[:8]) +
+                '\nGive the task the config it was trained with (the copy '
+                'in its work_dir), or cfg_options that make the model the '
+                "checkpoint's (e.g. the head's num_classes)") from None
         return ckpt.get('meta') or {}
 
     # ------------------------------------------------------------ predict
@@ -391,6 +411,20 @@ class PromptBank:
             del model.encode_decode
         return calls
 
+    def label_mask(self, name: str, pred) -> np.ndarray:
+        """The mask file of a segmentation prediction of task ``name``
+        (H, W): what ``tools/test.py --out`` writes for the task's config
+        (mmseg's IoUMetric), the numbering of the task's annotation files:
+        the class index of each pixel, + 1 where the task's data set has
+        ``reduce_zero_label`` (ADE20K, the shapes set: the files hold 0
+        for "not labelled" and class c as c + 1). ``pred.pred_sem_seg``
+        itself holds the class index, as mmseg's ``inference_model``."""
+        if name not in self._mask_offset:
+            raise BankError(f'{name!r} is not a segmentation task of the '
+                            f'bank ({self.names})')
+        seg = pred.pred_sem_seg.data[0].cpu().numpy()
+        return seg + self._mask_offset[name]
+
     # ------------------------------------------------------------- memory
     def memory(self) -> dict:
         """Bytes of the weights: ``shared`` (the ViT, once), per task what
@@ -416,6 +450,17 @@ def _registry(scope: str):
     importlib.import_module(f'{scope}.models')
     importlib.import_module(f'{scope}.datasets')
     return importlib.import_module(f'{scope}.registry')
+
+
+def _reduce_zero_label(cfg, dataset_meta: Optional[dict]) -> bool:
+    """Whether the task's test data set numbers its annotation files from
+    1 (reduce_zero_label): its config's, else what the checkpoint
+    recorded of the training data."""
+    from ..datasets.tasks import inner_datasets, reduce_zero_label_of
+    loader = cfg.get('test_dataloader') or {}
+    for ds in inner_datasets(loader.get('dataset')):
+        return reduce_zero_label_of(ds, 'mmseg')
+    return bool((dataset_meta or {}).get('reduce_zero_label'))
 
 
 def _test_pipeline(cfg, registry):

@@ -21,6 +21,8 @@ from typing import Dict, List, Optional
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .tasks import DataError, DataTask, numbered_task
+
 # task folder name -> (group, number of classes); the order of Table 1
 VTAB_TASKS: Dict[str, tuple] = OrderedDict([
     ('cifar', ('natural', 100)),
@@ -56,10 +58,6 @@ FGVC_DATASETS: Dict[str, tuple] = OrderedDict([
 FGVC_SPLITS = ('train', 'val', 'test')
 
 
-class DataError(ValueError):
-    """A data set file that cannot be used."""
-
-
 def _check_image(path: str, where: str) -> None:
     if not osp.isfile(path):
         raise DataError(f'{where}: image {path!r} not found')
@@ -77,6 +75,13 @@ class VTAB1k(BaseDataset):
             missing one; off to save time on huge test splits).
     """
 
+    @classmethod
+    def task_of_config(cls, cfg: dict) -> Optional[DataTask]:
+        """The task of a config of this data set: its ``task`` (None if not
+        one of ``VTAB_TASKS``)."""
+        return numbered_task('VTAB1k', 'VTAB-1k task', cfg.get('task'),
+                             {k: n for k, (_, n) in VTAB_TASKS.items()})
+
     def __init__(self, data_root: str, task: str,
                  split: str = 'train800val200', check_images: bool = True,
                  **kwargs):
@@ -86,10 +91,10 @@ class VTAB1k(BaseDataset):
             raise ValueError(f'split={split!r}; allowed: {VTAB_SPLITS}')
         self.task, self.split = task, split
         self.check_images = check_images
-        n = VTAB_TASKS[task][1]
         super().__init__(
             ann_file=f'{split}.txt', data_root=osp.join(data_root, task),
-            metainfo=dict(classes=tuple(str(i) for i in range(n))), **kwargs)
+            metainfo=dict(classes=self.task_of_config(
+                dict(task=task)).classes), **kwargs)
 
     def load_data_list(self) -> List[dict]:
         ann = self.ann_file
@@ -136,6 +141,13 @@ class FGVC(BaseDataset):
             one of the data set, see ``FGVC_DATASETS``).
     """
 
+    @classmethod
+    def task_of_config(cls, cfg: dict) -> Optional[DataTask]:
+        """The task of a config of this data set: its ``name`` (None if not
+        one of ``FGVC_DATASETS``)."""
+        return numbered_task('FGVC', 'FGVC', cfg.get('name'),
+                             {k: n for k, (n, _) in FGVC_DATASETS.items()})
+
     def __init__(self, data_root: str, name: str, split='train',
                  img_prefix: Optional[str] = None, check_images: bool = True,
                  **kwargs):
@@ -146,13 +158,14 @@ class FGVC(BaseDataset):
         if bad or not splits:
             raise ValueError(f'split={split!r}; allowed: {FGVC_SPLITS} or a '
                              f'list of them')
-        n, default_prefix = FGVC_DATASETS[name]
+        default_prefix = FGVC_DATASETS[name][1]
         self.name, self.splits = name, splits
         self.check_images = check_images
         self.image_folder = default_prefix if img_prefix is None else img_prefix
         super().__init__(
             ann_file='train.json', data_root=data_root,
-            metainfo=dict(classes=tuple(str(i) for i in range(n))), **kwargs)
+            metainfo=dict(classes=self.task_of_config(
+                dict(name=name)).classes), **kwargs)
 
     def _read(self, split: str) -> dict:
         path = osp.join(self.data_root, f'{split}.json')

@@ -1,10 +1,19 @@
 """Checks of a config before any work starts: the data folders exist, the
-heads take what the backbone gives. Each failure is a :class:`ConfigError`
-naming the config key and what to do instead.
+heads take what the backbone gives, the heads have the data's classes and
+the val/test data are the train data's task (:func:`check_data_fits`, which
+also has every segmentation annotation checked as it loads). Each failure
+is a :class:`ConfigError` naming the config key and what to do instead.
+And, at load time, a checkpoint that does not fit the model of the config
+(:func:`check_checkpoint_fits`, which ``tools/test.py`` runs): a named
+:class:`~mmseg_ivpt.models.checkpoint.CheckpointMismatchError` where
+mmengine would only print "size mismatch" and test a random head.
 """
 import os.path as osp
-from typing import Iterable, List
+import re
+from typing import Dict, Iterable, List, Sequence, Tuple
 
+from ..models.checkpoint import (CheckpointMismatchError, _abbrev,
+                                 detect_layout, unwrap_state_dict)
 from ..models.vit import resolve_arch
 
 _VIT_BACKBONES = ('PromptedViT', 'GatedViT')
@@ -14,25 +23,15 @@ class ConfigError(ValueError):
     """A config that cannot run; raised before any work starts."""
 
 
-def _datasets(cfg: dict) -> Iterable[dict]:
-    """The dataset configs inside a (possibly wrapped) dataset config."""
-    if not isinstance(cfg, dict):
-        return
-    if 'dataset' in cfg:  # RepeatDataset, ClassBalancedDataset, ...
-        yield from _datasets(cfg['dataset'])
-    elif 'datasets' in cfg:  # ConcatDataset
-        for d in cfg['datasets']:
-            yield from _datasets(d)
-    else:
-        yield cfg
-
-
 def check_data(cfg, loaders: Iterable[str]) -> None:
-    """Every dataset of ``loaders`` points at folders / files that exist."""
+    """Every dataset of ``loaders`` points at folders / files that exist,
+    and fits the model and the train data (:func:`check_data_fits`)."""
+    from ..datasets.tasks import inner_datasets
+    loaders = tuple(loaders)
     for loader in loaders:
         if not cfg.get(loader):
             continue
-        for ds in _datasets(cfg[loader].get('dataset')):
+        for ds in inner_datasets(cfg[loader].get('dataset')):
             root = ds.get('data_root') or ''
             where = f'{loader}.dataset'
             if root and not osp.isdir(root):
@@ -55,6 +54,7 @@ def check_data(cfg, loaders: Iterable[str]) -> None:
                     raise ConfigError(
                         f'{where}: {key}={rel!r} not found under data_root '
                         f'{root!r} ({path})')
+    check_data_fits(cfg, loaders)
 
 
 def _heads(model: dict) -> List[tuple]:
@@ -95,3 +95,241 @@ def check_model(model: dict) -> None:
                     f'model.{name}.in_index={idx} but the backbone returns '
                     f'{n_out} feature map(s) (out_indices='
                     f'{bb.get("out_indices", -1)})')
+
+
+# ------------------------------------------------------ the data vs the heads
+_HEAD_KEYS = ('decode_head', 'auxiliary_head', 'head')
+
+
+def _type_name(t) -> str:
+    """A transform's or model's type as a bare name ('mmseg.X' -> 'X')."""
+    t = t.get('type', '') if isinstance(t, dict) else ''
+    return t.split('.')[-1] if isinstance(t, str) else getattr(t, '__name__',
+                                                               '')
+
+
+def _inner_model(cfg) -> dict:
+    """The model config, inside the TTA wrapper of ``tools/test.py --tta``."""
+    model = cfg.get('model') or {}
+    if 'backbone' not in model and isinstance(model.get('module'), dict):
+        return model['module']
+    return model
+
+
+def _class_counts(cfg) -> List[Tuple[str, int]]:
+    """(config key, num_classes) of every head, and of the data
+    preprocessor the model gets (mmpretrain's batch augments use it)."""
+    model, out = _inner_model(cfg), []
+    for key in _HEAD_KEYS:
+        h = model.get(key)
+        many = isinstance(h, (list, tuple))
+        for i, head in enumerate(h if many else [h]):
+            if isinstance(head, dict) and head.get('num_classes') is not None:
+                name = f'model.{key}[{i}]' if many else f'model.{key}'
+                out.append((f'{name}.num_classes', head['num_classes']))
+    preprocessors = (('model.data_preprocessor',
+                      model.get('data_preprocessor')),
+                     ('data_preprocessor', cfg.get('data_preprocessor')))
+    for key, dp in preprocessors:
+        if isinstance(dp, dict):
+            if dp.get('num_classes') is not None:
+                out.append((f'{key}.num_classes', dp['num_classes']))
+            break  # the model's own preprocessor wins over the top-level one
+    return out
+
+
+def _classes_text(classes: Sequence[str]) -> str:
+    if list(classes) == [str(i) for i in range(len(classes))]:
+        return ''  # VTAB-1k / FGVC: labels 0..C-1 carry no names
+    shown = ', '.join(classes[:6]) + (', ...' if len(classes) > 6 else '')
+    return f' ({shown})'
+
+
+def _same_task_hint(where: str, task) -> str:
+    kind, value = task.key[0], task.key[1]
+    if kind == 'VTAB1k':
+        return f'--cfg-options {where}.task={value}'
+    if kind == 'FGVC':
+        return f'--cfg-options {where}.name={value}'
+    return f'give {where} the data set of train_dataloader.dataset'
+
+
+def check_data_fits(cfg, loaders: Sequence[str]) -> None:
+    """The data of ``loaders`` fit the model and each other: every head's
+    ``num_classes`` (and the data preprocessor's) is the number of classes
+    of each data set (VTAB-1k / FGVC: its task's; mmseg: its ``metainfo`` /
+    ``METAINFO`` classes); each val / test data set is the train data set's
+    task (same VTAB-1k task, FGVC data set, or segmentation classes). Also
+    puts :class:`~mmseg_ivpt.datasets.seg_checks.CheckSegAnnotation` after
+    every ``LoadAnnotations`` of their segmentation pipelines, so a mask of
+    the wrong size or with labels outside the classes is an error naming
+    the file as it loads. Data sets whose classes cannot be known from the
+    config (a folder-per-class ``CustomDataset``) are not checked."""
+    scope = cfg.get('default_scope')
+    if scope not in ('mmseg', 'mmpretrain'):
+        return
+    from ..datasets.tasks import dataset_task, inner_datasets
+
+    def tasks_of(loader):
+        ds = (cfg.get(loader) or {}).get('dataset')
+        return [(d, dataset_task(d, scope)) for d in inner_datasets(ds)]
+
+    train = {t.key: t for _, t in tasks_of('train_dataloader') if t}
+    counts = _class_counts(cfg)
+    for loader in loaders:
+        where = f'{loader}.dataset'
+        for ds, task in tasks_of(loader):
+            if task is None:
+                continue
+            n = len(task.classes)
+            for key, k in counts:
+                if k != n:
+                    what = 'predict classes the data do not have' if k > n \
+                        else 'miss classes of the data'
+                    raise ConfigError(
+                        f'{key}={k} but {where} ({task.name}) has {n} '
+                        f'classes{_classes_text(task.classes)}: the model '
+                        f'would {what}. Set it to {n} (--cfg-options '
+                        f'{key}={n}), or use the data set the model is for')
+            if loader != 'train_dataloader' and len(train) == 1 and \
+                    task.key not in train:
+                other = next(iter(train.values()))
+                raise ConfigError(
+                    f'{where} is {task.name} but train_dataloader.dataset '
+                    f'is {other.name}: its metric would score a model of '
+                    f'one task on the labels of another. Make it the train '
+                    f'task ({_same_task_hint(where, other)}), or train on '
+                    f'the task you evaluate')
+            if scope == 'mmseg':
+                _arm_annotation_check(ds, dict(
+                    type='CheckSegAnnotation', num_classes=n,
+                    ignore_index=(_inner_model(cfg).get('decode_head')
+                                  or {}).get('ignore_index', 255),
+                    dataset=where))
+
+
+def _arm_annotation_check(ds: dict, check: dict) -> None:
+    """``check`` right after each ``LoadAnnotations`` of ``ds``'s pipeline,
+    also inside a ``TestTimeAug`` (as a branch list of its own); idempotent
+    (a dumped config run again keeps one check)."""
+    pipeline = ds.get('pipeline')
+    if not isinstance(pipeline, list):
+        return
+    out = []
+    for i, t in enumerate(pipeline):
+        out.append(t)
+        nxt = pipeline[i + 1] if i + 1 < len(pipeline) else None
+        if _type_name(t) == 'LoadAnnotations' and \
+                _type_name(nxt) != 'CheckSegAnnotation':
+            out.append(dict(check))
+        elif _type_name(t) == 'TestTimeAug':
+            branches, new = list(t.get('transforms') or []), []
+            for j, b in enumerate(branches):
+                new.append(b)
+                after = branches[j + 1] if j + 1 < len(branches) else None
+                if isinstance(b, list) and b and all(
+                        _type_name(x) == 'LoadAnnotations' for x in b) and \
+                        not (isinstance(after, list) and after and
+                             _type_name(after[0]) == 'CheckSegAnnotation'):
+                    new.append([dict(check)])
+            t['transforms'] = new
+    ds['pipeline'] = out
+
+
+# ------------------------------------------------- the checkpoint vs the model
+# the layer of each head that gives one output per class
+_CLASS_LAYERS = {'decode_head': 'decode_head.conv_seg.weight',
+                 'auxiliary_head': 'auxiliary_head.conv_seg.weight',
+                 'head': 'head.fc.weight'}
+
+
+def _unwrap_model(model):
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def _not_this_model(path: str, sd: Dict, own: Dict) -> str:
+    tops = ', '.join(sorted({k.split('.')[0] + '.*' for k in own}))
+    try:
+        layout = detect_layout(unwrap_state_dict(dict(sd)))
+    except CheckpointMismatchError:
+        layout = None
+    if layout:
+        return (f'{path} is a pretrained ViT ({layout} layout), not a '
+                f'checkpoint of a trained model: none of its tensors is one '
+                f'of the model ({tops}). tools/test.py tests what '
+                f'tools/train.py wrote (its work_dir\'s iter_*.pth / '
+                f'epoch_*.pth). To start from this ViT, make it the '
+                f'backbone\'s pretrained file (--cfg-options '
+                f'model.backbone.init_cfg.checkpoint={path}) and train')
+    return (f'{path} holds none of the model\'s tensors ({tops}); its first '
+            f'keys are {sorted(sd)[:6]}. Is it a checkpoint of another '
+            f'model?')
+
+
+def check_checkpoint_fits(model, checkpoint, path: str) -> None:
+    """``checkpoint`` (loaded from ``path``) gives every tensor of
+    ``model`` outside its prompt-tuned backbones (which check their own
+    tensors, full or prompt-only) with the model's shape: a head of another
+    shape (another ``num_classes``, other channels) or a missing head is a
+    :class:`CheckpointMismatchError` naming the file, each tensor, both
+    shapes and what to do; so is a file that holds none of the model's
+    tensors (a pretrained ViT given as the checkpoint). Tensors the model
+    does not have, and a missing ``auxiliary_head`` (training only), are
+    left to mmengine's warning. mmengine's own loading only warns, and the
+    test then runs a random head."""
+    from ..models import PromptTuning
+    model = _unwrap_model(model)
+    sd = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(sd, dict) or not sd:
+        raise CheckpointMismatchError(f'{path} holds no state dict')
+    sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()
+          if hasattr(v, 'shape')}
+    own = model.state_dict()
+    if not set(sd) & set(own):
+        raise CheckpointMismatchError(_not_this_model(path, sd, own))
+    skip = tuple(f'{n}.' for n, m in model.named_modules()
+                 if n and isinstance(m, PromptTuning))
+    mine = {k: v for k, v in own.items() if not (skip and k.startswith(skip))}
+    wrong = [k for k, v in mine.items()
+             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    missing = [k for k in mine if k not in sd and
+               not k.endswith('num_batches_tracked') and
+               not k.startswith('auxiliary_head.')]
+    if not wrong and not missing:
+        return
+    lines = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model '
+             f'{tuple(mine[k].shape)}' for k in wrong]
+    if missing:
+        lines.append(f'missing in the checkpoint ({len(missing)}): '
+                     f'{_abbrev(missing, 6)}')
+    hint = ''
+    for head, layer in _CLASS_LAYERS.items():
+        if layer in wrong and sd[layer].shape[0] != mine[layer].shape[0]:
+            n_ckpt, n_model = sd[layer].shape[0], mine[layer].shape[0]
+            hint = (f"The checkpoint's {head} predicts {n_ckpt} classes, "
+                    f"this config's {n_model} (model.{head}.num_classes). ")
+            break
+    raise CheckpointMismatchError(
+        f'{path} does not fit the model of this config:\n  ' +
+        '\n  '.join(lines[:12]) + ('\n  ...' if len(lines) > 12 else '') +
+        f'\n{hint}Test a checkpoint with the config it was trained with '
+        f'(its work_dir holds a copy), or set the model\'s options to the '
+        f'checkpoint\'s with --cfg-options.')
+
+
+def checkpoint_fit_hook(path: str):
+    """A hook running :func:`check_checkpoint_fits` on the checkpoint the
+    runner loads (``load_from``), before it goes into the model."""
+    from mmengine.hooks import Hook
+
+    class CheckpointFitHook(Hook):
+        priority = 'VERY_HIGH'
+
+        def after_load_checkpoint(self, runner, checkpoint) -> None:
+            check_checkpoint_fits(runner.model, checkpoint, path)
+
+    return CheckpointFitHook()

@@ -1,11 +1,12 @@
 """What ``tools/`` change in a config before the runner is built, so that
-the same config runs as the user means it: options that reach the values a
-config variable was substituted into, ``arch`` presets that can take
-``--cfg-options``, CPU-only multi-process training (gloo), and mmengine
-settings PyTorch refuses.
+the same config runs as the user means it: ``--cfg-options`` applied the one
+way every tool applies them (:func:`apply_cfg_options`, :func:`read_config`:
+``arch`` presets that can take options, options that reach the values a
+config variable was substituted into), CPU-only multi-process training
+(gloo), and mmengine settings PyTorch refuses.
 """
 import re
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -231,3 +232,34 @@ def repoint_variables(cfg, before: dict, options) -> dict:
         if n:
             done[name] = n
     return done
+
+
+def apply_cfg_options(cfg, options: Optional[dict]) -> Dict[str, int]:
+    """``--cfg-options`` applied to ``cfg`` (in place) the one way every tool
+    of this toolbox applies them (``tools/train.py``, ``test.py``,
+    ``protocol.py``, ``count_params.py``, ``tools/analysis/``): an ``arch``
+    preset an option reaches into is written out first
+    (:func:`expand_arch_presets`), the options are merged, and the config
+    variables of :data:`REPOINTED` carry their new value into the settings
+    derived from them (:func:`repoint_variables`). An option mmengine cannot
+    merge is a :class:`ConfigError` naming it. Returns
+    :func:`repoint_variables`' count of what was repointed."""
+    if not options:
+        return {}
+    before = {name: cfg.get(name) for name in REPOINTED}
+    expand_arch_presets(cfg, options)
+    try:
+        cfg.merge_from_dict(options)
+    except (TypeError, KeyError) as e:
+        raise ConfigError(f'--cfg-options {" ".join(options)}: cannot be '
+                          f'merged into the config: {e}') from None
+    return repoint_variables(cfg, before, options)
+
+
+def read_config(path: str, options: Optional[dict] = None):
+    """The config at ``path`` with ``options`` applied
+    (:func:`apply_cfg_options`)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    apply_cfg_options(cfg, options)
+    return cfg

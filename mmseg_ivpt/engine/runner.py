@@ -11,9 +11,8 @@ import re
 from typing import List, Optional
 
 from .checks import ConfigError, check_data, check_model
-from .config_repair import (REPOINTED, add_checksum_hook,
-                            expand_arch_presets, fix_persistent_workers,
-                            repoint_variables, setup_cpu_distributed)
+from .config_repair import (add_checksum_hook, fix_persistent_workers,
+                            read_config, setup_cpu_distributed)
 
 
 def prepare(cfg, mode: str) -> None:
@@ -45,20 +44,13 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args):
-    """Config of ``args.config`` with launcher, --cfg-options and work_dir
-    applied as mmseg's tools do."""
-    from mmengine.config import Config
+    """Config of ``args.config`` with launcher, --cfg-options
+    (:func:`~.config_repair.apply_cfg_options`) and work_dir applied as
+    mmseg's tools do."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        # config variables (pretrained, data_root, prompt_lr_mult) reach
-        # the values they were substituted into (config_repair.py)
-        before = {name: cfg.get(name) for name in REPOINTED}
-        expand_arch_presets(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-        repoint_variables(cfg, before, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -246,8 +246,18 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
     ``model.pretrained_fingerprint``
     (:func:`~mmseg_ivpt.utils.integrity.encoder_fingerprint`) and logs one
     INFO line with both."""
-    sd = unwrap_state_dict(read_checkpoint(path), prefix)
-    layout = load_encoder_weights(model, sd, source=path)
+    ckpt = read_checkpoint(path)
+    try:
+        sd = unwrap_state_dict(ckpt, prefix)
+        layout = load_encoder_weights(model, sd, source=path)
+    except CheckpointMismatchError as e:
+        note = _trained_model_note(ckpt, path)
+        if note:
+            raise CheckpointMismatchError(note) from None
+        if path not in str(e):
+            raise CheckpointMismatchError(
+                f'init_cfg checkpoint={path!r}: {e}') from None
+        raise
     model.pretrained_path = path if '://' in path else \
         os.path.abspath(os.path.expanduser(path))
     logger.info('%s: loaded the pretrained ViT %s (%s layout, fingerprint '
@@ -256,3 +266,32 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
                 layout, model.pretrained_fingerprint,
                 len(model.encoder_state_dict_keys()))
     return layout
+
+
+_HEADS = ('decode_head', 'auxiliary_head', 'head', 'neck')
+
+
+def _trained_model_note(ckpt, path: str) -> Optional[str]:
+    """What to say when a pretrained-ViT file that does not load is a
+    checkpoint that training wrote (a trained model: prompts, heads), the
+    file for ``load_from`` / testing, not for ``init_cfg``; None if not."""
+    sd = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
+    if not isinstance(sd, dict):
+        return None
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    record = (getattr(sd, '_metadata', None) or {}).get('backbone') or {}
+    prompt_only = 'prompt_only' in meta or 'encoder_fingerprint' in record
+    heads = sorted({k.split('.')[0] for k in sd} & set(_HEADS))
+    if not prompt_only and not heads:
+        return None
+    kind = ('a prompt-only checkpoint of a trained model (its prompts and '
+            'heads, no ViT weights)' if prompt_only else
+            f'a checkpoint of a trained model (with {", ".join(heads)})')
+    vit = record.get('pretrained_abs') or record.get('pretrained')
+    trained_on = (f' It was trained on the pretrained ViT {vit}: that file '
+                  f'is what init_cfg takes.' if vit else '')
+    return (f'init_cfg checkpoint={path!r} is {kind}, not a pretrained ViT.'
+            f'{trained_on} To test or run the trained model, give this file '
+            f'as the checkpoint (tools/test.py CONFIG {path}, or '
+            f'init_model(CONFIG, {path!r})); to train on from it, set '
+            f'load_from={path!r} (the ViT then still comes from init_cfg).')

@@ -29,6 +29,7 @@ import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
+from ..utils.integrity import CheckpointFileError
 from ..utils.safe_load import SOURCE_FILE_KEY
 from .checkpoint import (ALLOW_OTHER_ENCODER, CheckpointMismatchError,
                          EncoderMismatchError, load_pretrained, logger)
@@ -91,7 +92,8 @@ def pretrained_candidates(init_cfg: Optional[dict], meta: dict) -> List[str]:
     file (the config's choice, relative to the working directory), the
     recorded path relative to the checkpoint file (travels with a copied
     folder), the recorded absolute path, the recorded path as the config
-    wrote it."""
+    wrote it. :func:`load_frozen_encoder` takes the ``init_cfg`` file if it
+    exists, else the first recorded one with the recorded fingerprint."""
     out = [(init_cfg or {}).get('checkpoint')]
     ckpt_file, rel = meta.get(SOURCE_FILE_KEY), meta.get('pretrained_rel')
     if ckpt_file and rel:
@@ -108,11 +110,17 @@ def pretrained_candidates(init_cfg: Optional[dict], meta: dict) -> List[str]:
 
 def load_frozen_encoder(backbone, meta: dict) -> None:
     """Make sure the frozen encoder of ``backbone`` is the one a prompt-only
-    checkpoint was trained on (``meta``: its record), reading it first (the
-    first file of :func:`pretrained_candidates` that exists) if the
-    backbone has not been initialised. Another fingerprint is an
-    :class:`EncoderMismatchError` (override: ``IVPT_ALLOW_OTHER_ENCODER=1``);
-    no file, a :class:`CheckpointMismatchError`."""
+    checkpoint was trained on (``meta``: its record), reading it first if
+    the backbone has not been initialised. Which file
+    (:func:`pretrained_candidates`): the ``init_cfg`` file if it exists (the
+    config's choice, taken as it is); else, of the recorded files that
+    exist, the first whose fingerprint is the recorded one (a file at the
+    relative path that holds another ViT, or that does not load, is passed
+    over with a warning when a later one is right); without a recorded
+    fingerprint, the first that exists. Another fingerprint is an
+    :class:`EncoderMismatchError` (override: ``IVPT_ALLOW_OTHER_ENCODER=1``,
+    which loads the first file found); no file, a
+    :class:`CheckpointMismatchError`."""
     want = meta.get('encoder_fingerprint')
     allow = os.environ.get(ALLOW_OTHER_ENCODER, '') not in ('', '0')
     if getattr(backbone, 'is_init', False):
@@ -123,17 +131,47 @@ def load_frozen_encoder(backbone, meta: dict) -> None:
                 if found is None else 'the encoder in memory')
             _encoder_mismatch(meta, where, found, allow)
         return
-    tried = []
-    for path in pretrained_candidates(backbone.init_cfg, meta):
+    init = (backbone.init_cfg or {}).get('checkpoint')
+    tried, others, failed = [], [], []  # absent; (path, fingerprint); errors
+    for i, path in enumerate(pretrained_candidates(backbone.init_cfg, meta)):
         if '://' not in path and not osp.isfile(path):
             tried.append(path)
             continue
-        load_pretrained(backbone, path)
+        if not want or (i == 0 and init):  # the config's choice, or no
+            load_pretrained(backbone, path)  # fingerprint to choose by
+            backbone.is_init = True
+            if want and backbone.pretrained_fingerprint != want:
+                _encoder_mismatch(meta, backbone.pretrained_path,
+                                  backbone.pretrained_fingerprint, allow)
+            return
+        try:
+            load_pretrained(backbone, path)
+        except (CheckpointMismatchError, CheckpointFileError) as e:
+            failed.append(e)  # another shape, a damaged file: named
+            continue
+        if backbone.pretrained_fingerprint == want:
+            backbone.is_init = True
+            if others or failed:
+                logger.warning(
+                    '%s: passed over %s; loaded %s, the frozen ViT it was '
+                    'trained on (fingerprint %s)',
+                    meta.get(SOURCE_FILE_KEY) or 'the checkpoint',
+                    '; '.join([f'{p} (another ViT, fingerprint {fp})'
+                               for p, fp in others] +
+                              [str(e) for e in failed]),
+                    backbone.pretrained_path, want)
+            return
+        others.append((backbone.pretrained_path,
+                       backbone.pretrained_fingerprint))
+    if others:  # none has the recorded fingerprint
+        path, found = others[0]
+        if backbone.pretrained_path != path:
+            load_pretrained(backbone, path)
         backbone.is_init = True
-        if want and backbone.pretrained_fingerprint != want:
-            _encoder_mismatch(meta, backbone.pretrained_path,
-                              backbone.pretrained_fingerprint, allow)
+        _encoder_mismatch(meta, path, found, allow, others[1:])
         return
+    if failed:
+        raise failed[0]
     raise CheckpointMismatchError(
         'a prompt-only checkpoint (no frozen ViT weights) needs the '
         'pretrained ViT to load onto; not found: '
@@ -142,12 +180,15 @@ def load_frozen_encoder(backbone, meta: dict) -> None:
 
 
 def _encoder_mismatch(meta: dict, found_where: str, found: Optional[str],
-                      allow: bool) -> None:
+                      allow: bool, also=()) -> None:
     ckpt = meta.get(SOURCE_FILE_KEY) or 'the checkpoint'
     msg = (f'{ckpt} was trained on the frozen ViT '
            f'{meta.get("pretrained_abs") or meta.get("pretrained")} '
            f'(fingerprint {meta.get("encoder_fingerprint")}), but the '
            f'encoder here is {found_where} (fingerprint {found})')
+    if also:  # the other recorded files found, other ViTs too
+        msg += ' (also another ViT: ' + ', '.join(
+            f'{p}, fingerprint {fp}' for p, fp in also) + ')'
     if allow:
         logger.warning('%s; loading anyway (%s is set)', msg,
                        ALLOW_OTHER_ENCODER)

@@ -155,12 +155,12 @@ class PromptTuning:
         * A checkpoint without any of the frozen encoder tensors (saved by
           ``PromptOnlyCheckpointHook``) is loaded on top of the pretrained
           encoder, which is read first if this model has not been
-          initialised yet (:func:`~.prompt_only.load_frozen_encoder`: the
-          first file that exists of ``init_cfg``, the recorded path
-          relative to the checkpoint, the recorded absolute path; the
-          loader may have dropped ``init_cfg``: ``mmseg.apis.init_model``
-          does). The encoder must have the fingerprint the checkpoint
-          recorded, else :class:`~.checkpoint.EncoderMismatchError`
+          initialised yet (:func:`~.prompt_only.load_frozen_encoder`:
+          ``init_cfg``'s file if it exists, else the first of the recorded
+          paths, relative to the checkpoint then absolute, whose
+          fingerprint matches; the loader may have dropped ``init_cfg``:
+          ``mmseg.apis.init_model`` does). The encoder must have the
+          fingerprint the checkpoint recorded, else :class:`~.checkpoint.EncoderMismatchError`
           (override: ``IVPT_ALLOW_OTHER_ENCODER=1``).
         """
         own = {prefix + k: v for k, v in self.state_dict().items()}

@@ -3,12 +3,14 @@ code runs it (KMnP/vpt ``tune_vtab.py``, ``tune_fgvc.py``, ``src/solver/``;
 ryongithub/GatedPromptTuning ``run.sh`` for GaPT):
 
 * ``sweep``: every (lr, wd) of the method's grid, trained on train800 and
-  evaluated on val200 (FGVC: train / val); the best pair is kept, ties going
-  to the smaller lr (``tune_vtab.find_best_lrwd``).
-* ``final``: that pair trained on train800val200 and tested (FGVC: trained on
-  train, tested), once per seed (VPT's five seeds).
+  evaluated on val200 (FGVC: train / val); the best pair of every finished
+  run of the folder's grid is kept, ties going to the smaller lr
+  (``tune_vtab.find_best_lrwd``, which reads every run of its folder).
+* ``final``: that pair (its base lr scaled to the final batch) trained on
+  train800val200 and tested (FGVC: trained on train, tested), once per seed
+  (VPT's five seeds).
 * ``report``: the paper's Table 1 / Table 9 / Table 6 layout, ours beside
-  the paper's.
+  the paper's, runs of another recipe marked (:func:`.report.recipe_notes`).
 
 Its parts: :mod:`.recipes` (seeds, grids, recipes, methods, and applying a
 method to a task config), :mod:`.tasks` (the table of backbones and their
@@ -17,30 +19,32 @@ task configs; a config's benchmark and backbone from its path),
 :mod:`.runs` (one training run: digest, resume, the train command, its
 top-1), :mod:`.report` (ours beside the paper's), :mod:`.errors`.
 """
-from .errors import (MethodError, PaperTableError, ProtocolError,
-                     RunConflictError, UnlistedConfigError)
+from .errors import (BatchError, MethodError, PaperTableError,
+                     ProtocolError, RunConflictError, UnlistedConfigError)
 from .paper import (METAFILES, VTAB_GROUPS, PaperRow, benchmark_tasks,
                     paper_row, paper_rows)
 from .recipes import (FINETUNE_LRS, METHODS, PROMPT_LRS, RECIPES, SSL,
                       VPT_SEEDS, VPT_TOKENS, VPT_WDS, apply_method,
-                      load_task_config, lr_grid, pick_best, recipe_of,
-                      set_splits)
-from .report import report
+                      load_task_config, lr_grid, method_grid, pick_best,
+                      recipe_of, scaled_lr, set_splits)
+from .report import recipe_notes, report
 from .runs import (RESULT, TRAIN_MODULE, Progress, config_digest,
-                   finished_result, last_accuracy, run_training,
+                   finished_result, finished_runs, grid_digest,
+                   last_accuracy, run_training, split_batch,
                    summarise_seeds, timed, train_command, train_env)
 from .tasks import (BACKBONE_CONFIGS, ConfigLocation, backbone_name, locate,
                     locate_config, task_configs, task_of)
 
 __all__ = [
-    'MethodError', 'PaperTableError', 'ProtocolError', 'RunConflictError',
-    'UnlistedConfigError', 'METAFILES', 'VTAB_GROUPS', 'PaperRow',
-    'benchmark_tasks', 'paper_row', 'paper_rows', 'FINETUNE_LRS', 'METHODS',
-    'PROMPT_LRS', 'RECIPES', 'SSL', 'VPT_SEEDS', 'VPT_TOKENS', 'VPT_WDS',
-    'apply_method', 'load_task_config', 'lr_grid', 'pick_best', 'recipe_of',
-    'set_splits', 'report', 'RESULT', 'TRAIN_MODULE', 'Progress',
-    'config_digest', 'finished_result', 'last_accuracy', 'run_training',
-    'summarise_seeds', 'timed', 'train_command', 'train_env',
-    'BACKBONE_CONFIGS', 'ConfigLocation', 'backbone_name', 'locate',
-    'locate_config', 'task_configs', 'task_of'
+    'BatchError', 'MethodError', 'PaperTableError', 'ProtocolError',
+    'RunConflictError', 'UnlistedConfigError', 'METAFILES', 'VTAB_GROUPS',
+    'PaperRow', 'benchmark_tasks', 'paper_row', 'paper_rows', 'FINETUNE_LRS',
+    'METHODS', 'PROMPT_LRS', 'RECIPES', 'SSL', 'VPT_SEEDS', 'VPT_TOKENS',
+    'VPT_WDS', 'apply_method', 'load_task_config', 'lr_grid', 'method_grid',
+    'pick_best', 'recipe_of', 'scaled_lr', 'set_splits', 'recipe_notes',
+    'report', 'RESULT', 'TRAIN_MODULE', 'Progress', 'config_digest',
+    'finished_result', 'finished_runs', 'grid_digest', 'last_accuracy',
+    'run_training', 'split_batch', 'summarise_seeds', 'timed',
+    'train_command', 'train_env', 'BACKBONE_CONFIGS', 'ConfigLocation',
+    'backbone_name', 'locate', 'locate_config', 'task_configs', 'task_of'
 ]

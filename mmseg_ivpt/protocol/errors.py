@@ -28,3 +28,7 @@ class PaperTableError(ProtocolError, ValueError):
 class RunConflictError(ProtocolError, RuntimeError):
     """A work dir that holds a run of another config (never overwritten,
     never resumed with this one)."""
+
+
+class BatchError(ProtocolError, ValueError):
+    """A total batch that the number of GPUs does not divide."""

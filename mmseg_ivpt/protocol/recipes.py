@@ -8,14 +8,20 @@ what this module and the shipped configs produce.
 
 A *method* is a variant of the per-task iVPT configs: backbone overrides and
 a *recipe* (optimizer, lr grid, wd grid, batch, warm-up). Applying a method
-never drops what the user passes with ``--cfg-options``: those are merged
-last (:func:`load_task_config`).
+never drops what the user passes with ``--cfg-options``: those are applied
+last, the way ``tools/train.py`` applies them (:func:`load_task_config`).
+
+A config's ``train_dataloader.batch_size`` is, to the protocol, the *total*
+batch, as VPT's ``DATA.BATCH_SIZE``: the lr is scaled by it
+(:func:`scaled_lr`), and ``--gpus N`` splits it over N processes
+(:func:`~mmseg_ivpt.protocol.runs.split_batch`).
 """
 import copy
 import functools
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..engine.config_repair import apply_cfg_options
 from .errors import MethodError
 from .tasks import locate, task_of
 
@@ -165,6 +171,9 @@ def apply_method(cfg, method: str):
         over['out_type'] = ssl['out_type']
         over['init_cfg'] = dict(type='Pretrained',
                                 checkpoint=ssl['checkpoint'])
+        # the config's one name of its pretrained file says the same, so
+        # that `--cfg-options pretrained=PATH` replaces this one
+        cfg.pretrained = ssl['checkpoint']
     if m['replace_backbone']:
         new = {k: bb[k] for k in _SHARED if k in bb}
         new.update(over)
@@ -189,16 +198,29 @@ def _apply_recipe(cfg, recipe: dict) -> None:
     cosine.T_max = total - warm
 
 
+def scaled_lr(base_lr: float, cfg, method: str) -> float:
+    """The lr the optimizer gets from ``base_lr``: ``base x batch / 256``
+    where the recipe scales it (VPT's ``tune_*.py`` ``setup``, with the
+    total batch ``DATA.BATCH_SIZE`` whatever the number of GPUs: here the
+    config's ``train_dataloader.batch_size``), else ``base_lr`` (GaPT)."""
+    if not recipe_of(method)['scale_lr']:
+        return base_lr
+    return base_lr * cfg.train_dataloader.batch_size / 256
+
+
+def method_grid(method: str) -> List[Tuple[float, float]]:
+    """The method's (base lr, wd) grid, in the reference's order."""
+    r = recipe_of(method)
+    return [(lr, wd) for lr in r['lrs'] for wd in r['wds']]
+
+
 def lr_grid(cfg, method: str, lrs: Optional[Sequence[float]] = None,
-            wds: Optional[Sequence[float]] = None, gpus: int = 1
+            wds: Optional[Sequence[float]] = None
             ) -> List[Tuple[float, float, float]]:
     """(base lr, wd, lr the optimizer gets) for every run of the sweep, in
-    the reference's order. The lr is ``base x batch / 256`` (the total batch
-    over ``gpus``) where the recipe scales it (VPT), else the base lr."""
+    the reference's order (``lrs``, ``wds``: instead of the method's)."""
     r = recipe_of(method)
-    scale = (cfg.train_dataloader.batch_size * max(gpus, 1) / 256
-             if r['scale_lr'] else 1.)
-    return [(lr, wd, lr * scale) for lr in (lrs or r['lrs'])
+    return [(lr, wd, scaled_lr(lr, cfg, method)) for lr in (lrs or r['lrs'])
             for wd in (r['wds'] if wds is None else wds)]
 
 
@@ -236,10 +258,12 @@ def _parsed(path: str):
 def load_task_config(path: str, method: Optional[str],
                      cfg_options: Optional[dict]):
     """A task config turned into ``method``'s (None: as it is), the user's
-    options last; a fresh copy of a cached parse of ``path``."""
+    options last, applied as ``tools/train.py`` applies them
+    (:func:`~mmseg_ivpt.engine.config_repair.apply_cfg_options`: ``arch``
+    presets, ``pretrained``, ``data_root``); a fresh copy of a cached parse
+    of ``path``."""
     cfg = copy.deepcopy(_parsed(osp.abspath(path)))
     if method:
         apply_method(cfg, method)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    apply_cfg_options(cfg, cfg_options)
     return cfg

@@ -2,8 +2,11 @@
 digest of its config (a finished one is skipped, an interrupted one resumed
 from its last checkpoint, one of another config refused), started through
 the module entry point :mod:`mmseg_ivpt.engine.train` (``--gpus N``: under
-``torch.distributed.run``), its top-1 read from what it logged.
+``torch.distributed.run``, the total batch split over the N processes), its
+top-1 read from what it logged and written to ``result.json`` with what the
+run was (:func:`run_training`'s ``record``).
 """
+import copy
 import glob
 import hashlib
 import json
@@ -13,9 +16,9 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-from .errors import RunConflictError
+from .errors import BatchError, RunConflictError
 from .tasks import ROOT
 
 RESULT = 'result.json'
@@ -23,6 +26,33 @@ RESULT = 'result.json'
 
 def config_digest(cfg) -> str:
     return hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16]
+
+
+def grid_digest(cfg) -> str:
+    """The digest of a config apart from its lr and weight decay: the runs
+    of one sweep grid have the same one."""
+    cfg = copy.deepcopy(cfg)
+    cfg.optim_wrapper.optimizer.lr = None
+    cfg.optim_wrapper.optimizer.weight_decay = None
+    return config_digest(cfg)
+
+
+def split_batch(cfg, gpus: int):
+    """A copy of ``cfg`` for one of ``gpus`` processes: the config's
+    ``train_dataloader.batch_size`` is the total batch (VPT's
+    ``DATA.BATCH_SIZE``), and each process loads ``total / gpus`` of it
+    (VPT's ``loader.py``: ``int(cfg.DATA.BATCH_SIZE / cfg.NUM_GPUS)``). A
+    total that ``gpus`` does not divide is a :class:`BatchError`."""
+    total = cfg.train_dataloader.batch_size
+    if total % gpus:
+        raise BatchError(
+            f'{cfg.filename}: the total batch {total} '
+            '(train_dataloader.batch_size) does not split over --gpus '
+            f'{gpus}; pass a --gpus that divides it, or another batch with '
+            '--cfg-options train_dataloader.batch_size=B')
+    cfg = copy.deepcopy(cfg)
+    cfg.train_dataloader.batch_size = total // gpus
+    return cfg
 
 
 def finished_result(work_dir: str, digest: str) -> Optional[float]:
@@ -45,12 +75,17 @@ def finished_result(work_dir: str, digest: str) -> Optional[float]:
     return top1
 
 
-def run_training(cfg, work_dir: str, gpus: int = 1) -> float:
+def run_training(cfg, work_dir: str, gpus: int = 1,
+                 record: Optional[dict] = None) -> float:
     """Train ``cfg`` in ``work_dir`` (:func:`train_command`, resuming an
     interrupted run of the same config from its last checkpoint), write
-    ``result.json``, return top-1. ``protocol.json`` records the config's
-    digest when a run starts: an unfinished run of another config is an
+    ``result.json`` (top-1, the config's digest and ``record``: what the run
+    was), return top-1. ``cfg`` holds the total batch; the config the run
+    keeps is one process's (:func:`split_batch`), its digest ``cfg``'s, so a
+    run is the same whatever the number of GPUs. ``protocol.json`` records
+    the digest when a run starts: an unfinished run of another config is an
     error, never resumed with this one."""
+    run_cfg = split_batch(cfg, gpus)
     os.makedirs(work_dir, exist_ok=True)
     digest = config_digest(cfg)
     started = osp.join(work_dir, 'protocol.json')
@@ -65,13 +100,38 @@ def run_training(cfg, work_dir: str, gpus: int = 1) -> float:
     with open(started, 'w') as f:
         json.dump(dict(config_digest=digest), f)
     path = osp.join(work_dir, 'config.py')
-    cfg.dump(path)
+    run_cfg.dump(path)
     subprocess.run(train_command(path, work_dir, gpus) + ['--resume'],
                    check=True, env=train_env())
     top1 = last_accuracy(work_dir)
     with open(osp.join(work_dir, RESULT), 'w') as f:
-        json.dump(dict(top1=top1, config_digest=digest), f)
+        json.dump(dict(record or {}, top1=top1, config_digest=digest), f,
+                  indent=1)
     return top1
+
+
+def finished_runs(folder: str, digest: str) -> Tuple[Dict[str, dict],
+                                                     List[str]]:
+    """The finished runs in the sub-folders of ``folder`` (a sweep's) whose
+    ``result.json`` records the grid digest ``digest`` (:func:`grid_digest`):
+    ``{name: record with val_top1}``; and the names of the finished runs of
+    another config (or written before runs recorded one), which do not
+    count."""
+    runs, others = {}, []
+    for path in sorted(glob.glob(osp.join(folder, '*', RESULT))):
+        name = osp.basename(osp.dirname(path))
+        try:
+            with open(path) as f:
+                res = json.load(f)
+            top1 = float(res['top1'])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # damaged: not finished
+        if res.get('grid_digest') != digest:
+            others.append(name)
+            continue
+        runs[name] = dict(base_lr=res['base_lr'], lr=res['lr'],
+                          wd=res['wd'], val_top1=top1, run=name)
+    return runs, others
 
 
 #: the training entry point (``tools/train.py``'s body)

@@ -28,10 +28,12 @@ import os
 import os.path as osp
 import sys
 
-import numpy as np
-
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
+
+import numpy as np  # noqa: E402
 
 GAP = 4  # white pixels between panels and between rows
 LABEL = 14  # height of the text band above each row
@@ -138,9 +140,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    from mmengine.config import Config
-
     from mmseg_ivpt.analysis.attention import capture_attention
+    from mmseg_ivpt.engine.config_repair import read_config
     from mmseg_ivpt.apis.inference import load_model
     specs = [(args.config, args.checkpoint)]
     if args.compare:
@@ -152,9 +153,7 @@ def main():
                          f'{len(names)}')
     models = []
     for config, ckpt in specs:
-        cfg = Config.fromfile(config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = read_config(config, args.cfg_options)  # as tools/train.py
         models.append(load_model(cfg, ckpt, args.device))
     os.makedirs(args.out_dir, exist_ok=True)
     for img_path in args.images:

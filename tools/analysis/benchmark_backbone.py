@@ -43,6 +43,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from tools._venv import ensure  # noqa: E402
+ensure('torch', 'timm')  # only: no .venv needed where python has it
 
 METHODS = ('timm', 'vpt_shallow', 'vpt_deep', 'cdc', 'cdc_da', 'cdc_da_ar',
            'gapt')

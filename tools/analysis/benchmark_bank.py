@@ -51,6 +51,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from tools._venv import ensure  # noqa: E402
+ensure('torch')  # only: no .venv needed where python has it
 
 CONFIGS = ('separate', 'bank-pad', 'bank-group')
 NUM_CLASSES = 100

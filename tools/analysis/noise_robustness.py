@@ -26,6 +26,8 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
 
 from mmseg_ivpt.engine.runner import build_runner, load_config  # noqa: E402
 from mmseg_ivpt.analysis.robustness import (evaluate_under_noise,  # noqa: E402

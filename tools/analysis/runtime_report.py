@@ -48,6 +48,8 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from tools._venv import ensure  # noqa: E402
+ensure()  # the repository's .venv unless this python has the packages
 
 
 def parse_args(argv=None):
@@ -91,8 +93,14 @@ def parse_args(argv=None):
 def load_cfg(path, method, args):
     """``path``'s config (``--method``'s variant of it, the user's
     ``--cfg-options`` last), from a cached parse."""
-    from mmseg_ivpt.protocol import load_task_config
-    cfg = load_task_config(path, method, args.cfg_options)
+    from mmseg_ivpt.engine.checks import ConfigError
+    from mmseg_ivpt.protocol import ProtocolError, load_task_config
+    try:
+        cfg = load_task_config(path, method, args.cfg_options)
+    except ConfigError as e:  # names the option
+        raise SystemExit(f'runtime_report.py: {path}: {e}')
+    except ProtocolError as e:  # names the file
+        raise SystemExit(f'runtime_report.py: {e}')
     cfg.model.setdefault('data_preprocessor',
                          cfg.get('data_preprocessor', None))
     return cfg

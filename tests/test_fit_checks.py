@@ -1,0 +1,195 @@
+"""The checks that a model, its checkpoint and its data fit each other, in
+process (the cases as a user meets them, through the tools, are in
+test_segmentation_e2e.py, test_classification_e2e.py and test_bank.py):
+heads against the data's classes, val/test task against the train task,
+the annotation check in the pipelines, a checkpoint against the model, a
+trained checkpoint given as init_cfg, and every shipped config passing."""
+import glob
+import os.path as osp
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from mmseg_ivpt.datasets import DataError
+from mmseg_ivpt.engine.checks import (ConfigError, _arm_annotation_check,
+                                      check_checkpoint_fits, check_data_fits)
+from mmseg_ivpt.models import CheckpointMismatchError
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
+EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
+
+
+# ------------------------------------------------------------ data vs head
+def test_every_shipped_config_fits_its_data():
+    """No false alarm: each shipped config's heads have its data set's
+    classes and its val/test sets are its train task. (The ViT-L, ViT-H
+    and Swin-B leaves take classes and task from the ViT-B leaves' task
+    base, test_configs.py checks.)"""
+    configs = [c for c in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                                    recursive=True) if '_base_' not in c and
+               not any(f'/{b}/' in c for b in ('vitl16', 'vith14', 'swinb'))]
+    assert len(configs) == 19 + 5 + 6 + 1
+    for path in configs:
+        cfg = Config.fromfile(path)
+        check_data_fits(cfg, ('train_dataloader', 'val_dataloader',
+                              'test_dataloader'))
+
+
+CUB = osp.join(ROOT, 'configs', 'fgvc', 'ivpt_vitb16_cub.py')
+LOADERS = ('train_dataloader', 'val_dataloader')
+
+
+@pytest.mark.parametrize('config,options,loaders,pattern', [
+    (EUROSAT, {'model.head.num_classes': 9}, LOADERS,
+     r"model.head.num_classes=9 but train_dataloader.dataset \(VTAB-1k task "
+     r"'eurosat'\) has 10 classes: the model would miss classes"),
+    (EUROSAT, {'data_preprocessor.num_classes': 11}, LOADERS,
+     'data_preprocessor.num_classes=11'),
+    (EUROSAT, {'test_dataloader.dataset.task': 'svhn'}, LOADERS, None),
+    (EUROSAT, {'test_dataloader.dataset.task': 'svhn'}, ('test_dataloader',),
+     r"test_dataloader.dataset is VTAB-1k task 'svhn' .*--cfg-options "
+     r'test_dataloader.dataset.task=eurosat'),
+    (CUB, {'val_dataloader.dataset.name': 'nabirds'}, LOADERS,
+     r"model.head.num_classes=200 but val_dataloader.dataset \(FGVC "
+     r"'nabirds'\) has 555"),
+    (SEG, {'model.auxiliary_head.num_classes': 3}, ('val_dataloader',),
+     r'model.auxiliary_head.num_classes=3 but val_dataloader.dataset '
+     r'\(ShapesSegDataset\) has 4 classes')])
+def test_heads_against_the_classes_and_the_tasks(config, options, loaders,
+                                                 pattern):
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    if pattern is None:
+        check_data_fits(cfg, loaders)
+        return
+    with pytest.raises(ConfigError, match=pattern):
+        check_data_fits(cfg, loaders)
+
+
+def test_segmentation_tta():
+    # tools/test.py --tta: the model is wrapped, the pipeline a TestTimeAug
+    cfg = Config.fromfile(SEG)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+    cfg.model.module.decode_head.num_classes = 5
+    with pytest.raises(ConfigError, match='decode_head.num_classes=5'):
+        check_data_fits(cfg, ('test_dataloader', ))
+    cfg.model.module.decode_head.num_classes = 4
+    check_data_fits(cfg, ('test_dataloader', ))
+    check_data_fits(cfg, ('test_dataloader', ))  # idempotent
+    branches = cfg.test_dataloader.dataset.pipeline[1]['transforms']
+    names = [[t['type'] for t in b] for b in branches]
+    assert names[2:] == [['LoadAnnotations'], ['CheckSegAnnotation'],
+                         ['PackSegInputs']]
+    assert branches[3][0]['num_classes'] == 4
+
+
+def test_annotation_check_is_put_after_loading_once():
+    ds = dict(pipeline=[dict(type='LoadImageFromFile'),
+                        dict(type='mmseg.LoadAnnotations'),
+                        dict(type='PackSegInputs')])
+    check = dict(type='CheckSegAnnotation', num_classes=3)
+    _arm_annotation_check(ds, check)
+    _arm_annotation_check(ds, check)
+    assert [t['type'] for t in ds['pipeline']] == [
+        'LoadImageFromFile', 'mmseg.LoadAnnotations', 'CheckSegAnnotation',
+        'PackSegInputs']
+
+
+def test_check_seg_annotation():
+    from mmseg_ivpt.datasets import CheckSegAnnotation
+    check = CheckSegAnnotation(num_classes=4, dataset='val_dataloader.dataset')
+
+    def results(seg, **kw):
+        return dict(gt_seg_map=seg, seg_map_path='/d/a.png',
+                    img_path='/d/a.jpg', ori_shape=(6, 8), **kw)
+    ok = np.full((6, 8), 255, np.uint8)
+    ok[:3] = 3
+    assert check(results(ok))['gt_seg_map'] is ok
+    assert check(dict(img=np.zeros((6, 8, 3)))) is not None  # inference
+    bad = ok.copy()
+    bad[0, 0] = 6
+    with pytest.raises(DataError, match=r'/d/a.png \(val_dataloader.dataset'
+                       r'\): file value\(s\) 7: with reduce_zero_label .* '
+                       r"so 0..4 \(or 255, ignored\) for the data set's 4"):
+        check(results(bad, reduce_zero_label=True))
+    with pytest.raises(DataError, match=r'label value\(s\) 6: .* so 0..3'):
+        check(results(bad))
+    with pytest.raises(DataError, match=r'/d/a.png .*the mask is 6x4 \(HxW\)'
+                       r' but /d/a.jpg is 6x8'):
+        check(results(ok[:, :4]))
+    with pytest.raises(DataError, match=r'shape \(6, 8, 3\).*not colours'):
+        check(results(np.zeros((6, 8, 3), np.uint8)))
+
+
+def test_reduce_zero_label_of():
+    from mmseg_ivpt.datasets import reduce_zero_label_of
+    assert reduce_zero_label_of(dict(type='ShapesSegDataset'))
+    assert reduce_zero_label_of(dict(type='ADE20KDataset'))
+    assert not reduce_zero_label_of(dict(type='CityscapesDataset'))
+    assert not reduce_zero_label_of(dict(type='ShapesSegDataset',
+                                         reduce_zero_label=False))
+
+
+# ------------------------------------------------------ checkpoint vs model
+class _Tiny(nn.Module):
+    def __init__(self, classes=4):
+        super().__init__()
+        self.neck = nn.Linear(3, 5)
+        self.head = nn.Module()
+        self.head.fc = nn.Linear(5, classes)
+
+
+def test_checkpoint_against_the_model():
+    model = _Tiny()
+    check_checkpoint_fits(model, dict(state_dict=model.state_dict()), 'a.pth')
+    other = _Tiny(classes=10).state_dict()
+    with pytest.raises(CheckpointMismatchError, match=(
+            r'a.pth does not fit the model of this config:\n  '
+            r'head.fc.weight: checkpoint \(10, 5\) vs model \(4, 5\)\n  '
+            r'head.fc.bias: checkpoint \(10,\) vs model \(4,\)\n'
+            r"The checkpoint's head predicts 10 classes, this config's 4")):
+        check_checkpoint_fits(model, dict(state_dict=other), 'a.pth')
+    partial = {k: v for k, v in model.state_dict().items()
+               if not k.startswith('head.')}
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'missing in the checkpoint \(2\): head.fc'):
+        check_checkpoint_fits(model, partial, 'a.pth')
+    with pytest.raises(CheckpointMismatchError,
+                       match="b.pth holds none of the model's tensors"):
+        check_checkpoint_fits(model, {'x.weight': torch.zeros(1)}, 'b.pth')
+
+
+def test_trained_checkpoint_given_as_init_cfg(tmp_path):
+    """init_cfg naming a prompt-only checkpoint: the message says so, the
+    ViT it records, and what to do; an unknown file names itself."""
+    from ivpt_helpers import IMG, PATCH, TINY
+
+    from mmseg_ivpt.models import PromptedViT
+    from mmseg_ivpt.models.checkpoint import load_pretrained
+    sd = OrderedDict({'backbone.prompts': torch.zeros(4, 2, 64),
+                      'head.fc.weight': torch.zeros(3, 64)})
+    sd._metadata = OrderedDict(backbone=dict(
+        pretrained='vit.pth', pretrained_abs='/models/vit.pth',
+        encoder_fingerprint='abc'))
+    path = str(tmp_path / 'iter_4.pth')
+    torch.save(dict(state_dict=sd, meta=dict(prompt_only={})), path)
+    model = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH,
+                        num_prompts=2)
+    with pytest.raises(CheckpointMismatchError, match=(
+            f"init_cfg checkpoint='{path}' is a prompt-only checkpoint of a "
+            r'trained model .* trained on the pretrained ViT /models/vit.pth'
+            r'.*give this file as the checkpoint .*load_from=')):
+        load_pretrained(model, path)
+    path = str(tmp_path / 'odd.pth')
+    torch.save({'x.weight': torch.zeros(2)}, path)
+    with pytest.raises(CheckpointMismatchError,
+                       match=f"init_cfg checkpoint='{path}': cannot tell the "
+                             'layout'):
+        load_pretrained(model, path)
