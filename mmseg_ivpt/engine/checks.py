@@ -57,15 +57,17 @@ def check_data(cfg, loaders: Iterable[str]) -> None:
     check_data_fits(cfg, loaders)
 
 
-def _heads(model: dict) -> List[tuple]:
+def _heads(model: dict, keys=('decode_head', 'auxiliary_head', 'head',
+                               'neck')) -> List[tuple]:
+    """(name, config) of every head (and neck) of a model config, a list
+    of heads named ``key[i]``."""
     out = []
-    for key in ('decode_head', 'auxiliary_head', 'head', 'neck'):
+    for key in keys:
         h = model.get(key)
-        for i, head in enumerate(h if isinstance(h, (list, tuple)) else [h]):
-            if isinstance(head, dict) and 'in_channels' in head:
-                name = key if not isinstance(h, (list, tuple)) \
-                    else f'{key}[{i}]'
-                out.append((name, head))
+        many = isinstance(h, (list, tuple))
+        for i, head in enumerate(h if many else [h]):
+            if isinstance(head, dict):
+                out.append((f'{key}[{i}]' if many else key, head))
     return out
 
 
@@ -81,6 +83,8 @@ def check_model(model: dict) -> None:
     n_out = len(bb['out_indices']) if isinstance(
         bb.get('out_indices'), (list, tuple)) else 1
     for name, head in _heads(model):
+        if 'in_channels' not in head:
+            continue
         chans = head['in_channels']
         chans = list(chans) if isinstance(chans, (list, tuple)) else [chans]
         if any(c != dims for c in chans):
@@ -119,14 +123,10 @@ def _inner_model(cfg) -> dict:
 def _class_counts(cfg) -> List[Tuple[str, int]]:
     """(config key, num_classes) of every head, and of the data
     preprocessor the model gets (mmpretrain's batch augments use it)."""
-    model, out = _inner_model(cfg), []
-    for key in _HEAD_KEYS:
-        h = model.get(key)
-        many = isinstance(h, (list, tuple))
-        for i, head in enumerate(h if many else [h]):
-            if isinstance(head, dict) and head.get('num_classes') is not None:
-                name = f'model.{key}[{i}]' if many else f'model.{key}'
-                out.append((f'{name}.num_classes', head['num_classes']))
+    model = _inner_model(cfg)
+    out = [(f'model.{name}.num_classes', head['num_classes'])
+           for name, head in _heads(model, _HEAD_KEYS)
+           if head.get('num_classes') is not None]
     preprocessors = (('model.data_preprocessor',
                       model.get('data_preprocessor')),
                      ('data_preprocessor', cfg.get('data_preprocessor')))
