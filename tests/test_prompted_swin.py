@@ -2,6 +2,7 @@
 way of putting prompts into window attention written out here with timm's
 modules and an explicit softmax (prompts on), its arguments, checkpoint
 layouts, freezing, and training through tools/train.py (mmpretrain)."""
+import copy
 import os.path as osp
 import subprocess
 import sys
@@ -218,11 +219,19 @@ def test_bad_arguments_are_named(kwargs, match):
         PromptedSwin(**{**KW, **kwargs})
 
 
-def test_ar_off_values_are_no_ar_setting():
-    """The protocol's AR-less methods write ``ar_tokens=0`` into every
-    backbone; on a Swin that means what it is anyway."""
-    m = PromptedSwin(**KW, ar_tokens=0, ar_mode=None)
-    assert not hasattr(m, 'ar_tokens') and not hasattr(m, 'ar_mode')
+def test_ar_arguments_are_refused_even_off():
+    """PromptedSwin has no AR arguments: even the ViT's "off" values are
+    the named error; the protocol's AR-less methods do not write them into
+    a Swin config (their Swin runs build)."""
+    for kw in (dict(ar_tokens=0), dict(ar_mode=None)):
+        with pytest.raises(ValueError, match='Swin has no cls token'):
+            PromptedSwin(**KW, **kw)
+    from mmseg_ivpt.protocol import apply_method, load_task_config
+    cfg = load_task_config('configs/vtab/swinb/ivpt_swinb_kitti.py', None,
+                           None)
+    for method in ('cdc', 'vpt_deep', 'linear', 'cdc_da'):
+        bb = apply_method(copy.deepcopy(cfg), method).model.backbone
+        assert 'ar_tokens' not in bb and 'ar_mode' not in bb, method
 
 
 # ----------------------------------------------- a sibling of the ViT

@@ -168,13 +168,12 @@ class PromptedSwin(PromptTuning, SwinEncoder):
 
 
 def _refuse_ar(kwargs: dict) -> None:
-    """A named error for an AR setting (a ViT method's, e.g. from a config
-    written for PromptedViT); the off values are dropped."""
-    for key, off in zip(_AR_ARGS, (0, None)):
-        value = kwargs.pop(key, off)
-        if value != off:
+    """A named error for an AR argument (a ViT method's, e.g. from a config
+    written for PromptedViT): PromptedSwin has none, not even an "off"."""
+    for key in _AR_ARGS:
+        if key in kwargs:
             raise ValueError(
-                f'{key}={value!r}: attentive reinforcement (iVPT Eq. '
+                f'{key}={kwargs[key]!r}: attentive reinforcement (iVPT Eq. '
                 f'14-15) ranks image tokens by their attention with the cls '
                 f'token, and Swin has no cls token; PromptedSwin has no AR '
                 f'(docs/swin.md). Remove {key} from the backbone')

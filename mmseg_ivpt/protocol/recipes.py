@@ -163,6 +163,11 @@ def apply_method(cfg, method: str):
                 'configs/{vtab,fgvc}/ivpt_vitb16_*.py config',
                 config=cfg.filename)
     over = dict(m['backbone'])
+    if bb.get('type') == 'PromptedSwin' and over.get('ar_tokens') == 0:
+        # AR off is a Swin's only state (no cls token): it has no AR
+        # arguments to turn off (docs/swin.md); a method that needs AR
+        # (ar_mode=...) still fails there with the backbone's named error
+        del over['ar_tokens']
     if m['vpt_tokens']:
         bench = locate(cfg).benchmark
         over['num_prompts'] = VPT_TOKENS[bench][task_of(cfg, bench)]
