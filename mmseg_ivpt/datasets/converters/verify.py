@@ -1,0 +1,218 @@
+"""Check a VTAB-1k or FGVC folder, ours or one obtained elsewhere.
+
+For VTAB-1k (``<root>/<task>/*.txt``) and FGVC (``<root>/<folder>/*.json``)
+alike: every listed image exists and decodes; every label is in range
+(VTAB-1k: 0..C-1 of the task; FGVC: one of train.json's labels, at most C
+of them); the counts are the paper's Table 17 (VTAB-1k: 800 / 200 / 1000
+and the test size; FGVC: train / val / test); no image is in both the
+training splits and test (the same path, or the same file content). Every
+problem names the file and line.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import re
+from collections import defaultdict
+from typing import Dict, List, Tuple
+
+from .fgvc import FOLDERS, TABLE17
+from .vtab_tasks import TRAIN_SIZE, VAL_SIZE, VTAB_TEST_SIZES
+
+VTAB_TXT = ('train800', 'val200', 'train800val200', 'test')
+
+
+def _decodes(path: str):
+    """None if the image decodes, else why not."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return None
+    except Exception as e:  # PIL raises many kinds
+        return f'{type(e).__name__}: {e}'
+
+
+def _digest(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class _Checker:
+    def __init__(self, counts: bool = True):
+        self.counts = counts
+        self.problems: List[str] = []
+        self.digests: Dict[str, str] = {}
+
+    def add(self, where: str, what: str):
+        self.problems.append(f'{where}: {what}')
+
+    def image(self, where: str, path: str) -> bool:
+        if not osp.isfile(path):
+            self.add(where, f'image {path} not found')
+            return False
+        why = _decodes(path)
+        if why:
+            self.add(where, f'image {path} does not decode ({why})')
+            return False
+        self.digests[path] = _digest(path)
+        return True
+
+    def overlap(self, train: Dict[str, str], test: Dict[str, str]):
+        """``train`` / ``test``: image path -> where it is listed."""
+        by_digest = defaultdict(list)
+        for p, where in train.items():
+            if p in self.digests:
+                by_digest[self.digests[p]].append((p, where))
+        for p, where in test.items():
+            if p in train:
+                self.add(where, f'image {p} is in test and in training '
+                                f'({train[p]})')
+            elif p in self.digests and self.digests[p] in by_digest:
+                q, w = by_digest[self.digests[p]][0]
+                self.add(where, f'image {p} has the same content as the '
+                                f'training image {q} ({w})')
+
+
+def _vtab_task(task_dir: str, task: str, chk: _Checker):
+    from ..classification import VTAB_TASKS
+    n_classes = VTAB_TASKS[task][1]
+    want = dict(train800=TRAIN_SIZE, val200=VAL_SIZE,
+                train800val200=TRAIN_SIZE + VAL_SIZE,
+                test=VTAB_TEST_SIZES[task])
+    listed = {}
+    for split in VTAB_TXT:
+        path = osp.join(task_dir, f'{split}.txt')
+        if not osp.isfile(path):
+            chk.add(path, 'split file not found')
+            continue
+        entries = {}
+        with open(path) as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f'{path}:{i}'
+                parts = line.rsplit(maxsplit=1)
+                if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
+                    chk.add(where, f'expected "path label", got '
+                                   f'{line.strip()!r}')
+                    continue
+                label = int(parts[1])
+                if not 0 <= label < n_classes:
+                    chk.add(where, f'label {label} outside 0..'
+                                   f'{n_classes - 1} ({task} has '
+                                   f'{n_classes} classes)')
+                img = osp.normpath(osp.join(task_dir, parts[0]))
+                if img in entries:
+                    chk.add(where, f'image {img} listed twice (first '
+                                   f'{entries[img]})')
+                if split != 'train800val200' or img not in chk.digests:
+                    chk.image(where, img)
+                entries.setdefault(img, where)
+        if chk.counts and len(entries) != want[split]:
+            chk.add(path, f'{len(entries)} images; VTAB-1k {task} has '
+                          f'{want[split]} (iVPT paper Table 17)')
+        listed[split] = entries
+    if {'train800', 'val200', 'train800val200'} <= set(listed):
+        union = set(listed['train800']) | set(listed['val200'])
+        if union != set(listed['train800val200']):
+            chk.add(osp.join(task_dir, 'train800val200.txt'),
+                    'is not train800.txt + val200.txt')
+    if 'test' in listed:
+        train = {}
+        for s in ('train800val200', 'val200', 'train800'):  # name these
+            train.update(listed.get(s, {}))
+        chk.overlap(train, listed['test'])
+
+
+_KEY = re.compile(r'^\s*("(?:[^"\\]|\\.)*")\s*:')
+
+
+def _json_lines(path: str) -> Dict[str, int]:
+    """entry key -> its line in the file (JSON written one entry a line)."""
+    lines = {}
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            m = _KEY.match(line)
+            if m:
+                lines.setdefault(json.loads(m.group(1)), i)
+    return lines
+
+
+def _fgvc_folder(folder: str, name: str, chk: _Checker):
+    from ..classification import FGVC_DATASETS
+    n_classes, image_dir = FGVC_DATASETS[name]
+    listed, labels = {}, {}
+    for k, split in enumerate(('train', 'val', 'test')):
+        path = osp.join(folder, f'{split}.json')
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except OSError:
+            chk.add(path, 'split file not found')
+            continue
+        except ValueError as e:
+            chk.add(path, f'not valid JSON ({e})')
+            continue
+        lines = _json_lines(path)
+        entries = {}
+        for rel, label in d.items():
+            where = f'{path}:{lines.get(rel, "?")}'
+            img = osp.normpath(osp.join(folder, image_dir, rel))
+            chk.image(where, img)
+            entries[img] = where
+            labels.setdefault(split, {})[where] = label
+        if chk.counts and len(d) != TABLE17[name][k]:
+            chk.add(path, f'{len(d)} images; VPT\'s {name} {split} has '
+                          f'{TABLE17[name][k]} (iVPT paper Table 17)')
+        listed[split] = entries
+    train_labels = set(labels.get('train', {}).values())
+    if len(train_labels) > n_classes:
+        chk.add(osp.join(folder, 'train.json'),
+                f'{len(train_labels)} labels; {name} has {n_classes} classes')
+    for split in ('val', 'test'):
+        for where, label in labels.get(split, {}).items():
+            if label not in train_labels:
+                chk.add(where, f'label {label!r} does not occur in '
+                               f'train.json (out of range)')
+    if 'test' in listed:
+        train = dict(listed.get('train', {}))
+        train.update(listed.get('val', {}))
+        chk.overlap(train, listed['test'])
+
+
+def find_folders(root: str) -> List[Tuple[str, str, str]]:
+    """(kind, name, folder) of every VTAB-1k task and FGVC data set at or
+    one level below ``root``."""
+    from ..classification import VTAB_TASKS
+    fgvc_by_folder = {f: n for n, (f, _) in FOLDERS.items()}
+    found = []
+    for d in [root] + sorted(osp.join(root, e) for e in os.listdir(root)
+                             if osp.isdir(osp.join(root, e))):
+        base = osp.basename(osp.normpath(d))
+        if base in VTAB_TASKS and any(
+                osp.isfile(osp.join(d, f'{s}.txt')) for s in VTAB_TXT):
+            found.append(('vtab', base, d))
+        elif base in fgvc_by_folder and osp.isfile(osp.join(d, 'train.json')):
+            found.append(('fgvc', fgvc_by_folder[base], d))
+    return found
+
+
+def verify(root: str, counts: bool = True
+           ) -> Tuple[List[Tuple[str, str, str]], List[str]]:
+    """The folders found and the problems (``file[:line]: what``);
+    ``counts=False`` leaves out the comparison with Table 17 (a folder
+    made with other sizes for a smoke test)."""
+    if not osp.isdir(root):
+        return [], [f'{root}: not a folder']
+    found = find_folders(root)
+    chk = _Checker(counts)
+    if not found:
+        chk.add(root, 'no VTAB-1k task folder (<task>/train800.txt ...) or '
+                      'FGVC folder (<folder>/train.json) at or below it')
+    for kind, name, folder in found:
+        if kind == 'vtab':
+            _vtab_task(folder, name, chk)
+        else:
+            _fgvc_folder(folder, name, chk)
+    return found, chk.problems
