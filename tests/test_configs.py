@@ -265,7 +265,7 @@ def test_backbones_share_one_task_base(bench, task):
     data = 'vtab1k' if bench == 'vtab' else 'fgvc'
     leaves = glob.glob(osp.join(ROOT, 'configs', bench, '**',
                                 f'ivpt_*_{task}.py'), recursive=True)
-    assert len(leaves) == (4 if bench == 'vtab' else 2)
+    assert len(leaves) == (6 if bench == 'vtab' else 4)
     where = f'configs/_base_/datasets/{data}/{task}.py'
     key = 'task' if bench == 'vtab' else 'name'
     for leaf in leaves:

@@ -32,8 +32,11 @@ def test_every_shipped_config_fits_its_data():
     base, test_configs.py checks.)"""
     configs = [c for c in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                                     recursive=True) if '_base_' not in c and
-               not any(f'/{b}/' in c for b in ('vitl16', 'vith14', 'swinb'))]
-    assert len(configs) == 19 + 5 + 6 + 1
+               not any(f'/{b}/' in c for b in ('vitl16', 'vith14', 'swinb',
+                                               'dinov2-vitb14', 'clip-vitb16'))]
+    # VTAB, FGVC, the ViT-L ADE20K, the demo, DINOv2/CLIP ADE20K, GaPT's
+    # ViT-B ADE20K (configs/gapt_ade20k/)
+    assert len(configs) == 19 + 5 + 6 + 1 + 6 + 6
     for path in configs:
         cfg = Config.fromfile(path)
         check_data_fits(cfg, ('train_dataloader', 'val_dataloader',

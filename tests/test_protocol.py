@@ -28,15 +28,15 @@ HEAD = (D + 1) * C
     ('ar_all', 12 * N * D + 11 * N * N + 11 * 196 * D),
     ('vanilla_cdc', 12 * N * D),
     ('provp', 12 * N * D),
-    ('express', N * D + 5 * 12 * N * D),  # EXPRESS: P + 3 residual sets
+    ('express', 20 * D + 5 * 12 * 20 * D),  # P + 3 residual sets, N = 20
     ('vpt_deep', 12 * VPT_N * D),  # VPT's own prompt length for eurosat
     ('vpt_shallow', VPT_N * D),
     ('linear', 0),
     ('bias', 12 * (3 * D + D + 4 * D + D + 2 * D)),
     ('ivpt_mae', 12 * N * D + 11 * N * N + 11 * K * D),
     ('vpt_deep_mocov3', 12 * VPT_N * D),
-    ('gapt_mae', 100 * D + 11 + 12),  # GaPT's N = 100
-    ('gapt_mocov3', 100 * D + 11 + 12),
+    ('gapt_mae', 5 * D + 11 + 12),  # GaPT Table 5: eurosat N = 5 (MAE)
+    ('gapt_mocov3', 10 * D + 11 + 12),  # and 10 (MoCo v3)
 ])
 def test_method_variants(method, expected):
     cfg = apply_method(Config.fromfile(EUROSAT), method)
@@ -205,13 +205,15 @@ def test_full_finetune_variant_and_unknown_method():
                             'cdc_da', 'ar_all', 'vanilla_cdc', 'provp'}
 
 
-def run_protocol(root, *args, cwd=ROOT, rc=0):
-    """``tools/protocol.py ARGS --work-root ROOT``, as a user runs it; its
-    exit code must be ``rc``. Returns the finished process."""
+def run_protocol(root, *args, cwd=ROOT, rc=0, env=None):
+    """``tools/protocol.py ARGS --work-root ROOT``, as a user runs it (in
+    ``env``, default this one); its exit code must be ``rc``. Returns the
+    finished process."""
     res = subprocess.run([sys.executable, osp.join(ROOT, 'tools',
                                                    'protocol.py'),
                           *args, '--work-root', str(root)], cwd=cwd,
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=900,
+                         env=env)
     assert res.returncode == rc, res.stdout[-3000:] + res.stderr[-5000:]
     assert 'Traceback' not in res.stderr, res.stderr[-5000:]
     return res
@@ -225,6 +227,39 @@ def tiny_task(tmp_path):
     cfg = small_config(tmp_path, 'configs/vtab/ivpt_vitb16_eurosat.py',
                        f"data_root={str(tmp_path / 'vtab')!r}", pretrained)
     return cfg, pretrained
+
+
+def check_pool_against(tmp_path, cfg, pretrained, sequential):
+    """``sweep --workers 2`` of ``cfg``'s grid gives ``sequential``'s
+    best.json; kitti beside it, whose two runs fail, is listed with the
+    logs and gets no best.json."""
+    make_vtab(tmp_path / 'vtab', task='kitti', n=8,
+              labels=[i % 4 for i in range(8)])
+    (tmp_path / 'kitti').mkdir()
+    kitti = small_config(tmp_path / 'kitti',
+                         'configs/vtab/ivpt_vitb16_kitti.py',
+                         f"data_root={str(tmp_path / 'vtab')!r}", pretrained)
+    pool = tmp_path / 'pool'
+    bad = osp.join(pool, 'vtab', 'ivpt', 'kitti', 'sweep')
+    for name in ('lr0.5_wd0', 'lr5_wd0'):
+        os.makedirs(osp.join(bad, name, 'train.log'))
+    res = run_protocol(pool, 'sweep', cfg, kitti, '--lrs', '0.5', '5',
+                       '--wds', '0', '--workers', '2', rc=1)
+    out = res.stdout
+    assert '# 2 trained, 0 skipped (finished before, or running elsewhere), ' \
+        '2 failed' in out
+    for name, lr in (('lr0.5_wd0', 0.25), ('lr5_wd0', 2.5)):
+        log = osp.join(bad, name, 'train.log')
+        assert f'#   failed: kitti {name} (lr {lr:g}): log {log}' in out
+    assert 'kitti: 2 of 2 runs not finished (lr0.5_wd0, lr5_wd0)' in out
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        'protocol.py: 2 run(s) failed: kitti lr0.5_wd0 (lr 0.25) (log ')
+    assert not osp.exists(osp.join(bad, 'best.json'))
+    with open(osp.join(pool, 'vtab', 'ivpt', 'eurosat', 'sweep',
+                       'best.json')) as f:
+        pooled = json.load(f)
+    assert (pooled['best'], pooled['all']) == (sequential['best'],
+                                               sequential['all'])
 
 
 def test_sweep_final_report(tmp_path):
@@ -250,6 +285,11 @@ def test_sweep_final_report(tmp_path):
                                        'config.py'))
     assert run_cfg.train_dataloader.dataset.split == 'train800'
     assert run_cfg.val_dataloader.dataset.split == 'val200'
+
+    # the same grid in a pool of 2 on CPU (docs/cluster.md): the same
+    # best.json; beside it a task whose runs fail (folders that cannot take
+    # a log), which stops neither the others nor eurosat's best.json
+    check_pool_against(tmp_path, cfg, pretrained, sweep)
 
     # interrupted: one run lost its result; the same command again trains
     # that one only (from another working directory)

@@ -18,6 +18,7 @@ from mmengine.config import Config
 from mmseg_ivpt.protocol import (METHODS, VPT_SEEDS, VPT_TOKENS,
                                  apply_method, load_task_config, lr_grid,
                                  pick_best, set_splits)
+from mmseg_ivpt.protocol.recipes import paper_lr
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC = osp.join(ROOT, 'docs', 'reproduction.md')
@@ -47,8 +48,10 @@ def _num(xs):
 def render_method(cfg, method):
     """The per-method settings as docs/reproduction.md words them."""
     bb, opt = cfg.model.backbone, cfg.optim_wrapper.optimizer
+    per_task = METHODS[method]['table5']  # the "GaPT per task" table
     if bb.type == 'GatedViT':
-        backbone = f'GatedViT, gate init {bb.gate_init:g}'
+        backbone = 'GatedViT, gate init per task' if per_task else \
+            f'GatedViT, gate init {bb.gate_init:g}'
     elif bb.num_prompts == 0:
         backbone = 'PromptedViT, no prompts'
     else:
@@ -86,7 +89,8 @@ def render_method(cfg, method):
         'optimizer': optimizer, 'base lr grid': _num(base_lrs),
         'lr used': 'base x batch / 256' if scaled else 'base',
         'wd grid': _num(wds), 'no weight decay on': ', '.join(no_decay) or '-',
-        'batch': str(batch), 'warm-up epochs': str(cfg.param_scheduler[1].begin),
+        'batch': 'GaPT per task' if per_task else str(batch),
+        'warm-up epochs': str(cfg.param_scheduler[1].begin),
         'pooling': pooling, 'pretrained': bb.init_cfg.checkpoint,
     }
 
@@ -96,6 +100,8 @@ def render_prompt_count(cfg, method, task_cfg, bench, task):
     if METHODS[method]['vpt_tokens']:
         assert n == VPT_TOKENS[bench][task], (method, task)
         return 'VPT per task'
+    if METHODS[method]['table5']:
+        return 'GaPT per task'
     if 'num_prompts' in METHODS[method]['backbone']:
         return str(n)
     assert n == task_cfg.model.backbone.num_prompts, (method, task)
@@ -219,9 +225,55 @@ def test_per_task_table():
                    'VPT-deep N': str(VPT_TOKENS[bench][task])}), task
 
 
+GAPT_SSL = {'MAE': 'mae', 'MoCo-v3': 'mocov3'}
+
+
+def gapt_ade20k(ssl):
+    return osp.join(ROOT, 'configs', 'gapt_ade20k',
+                    f'setr_gapt_vitb16-{ssl}_ade20k.py')
+
+
+def render_gapt_row(cfgs):
+    """One row of "GaPT per task": {column: cell} from the configs the
+    protocol builds for gapt_mae / gapt_mocov3 (or the ADE20K ones)."""
+    row = {}
+    for title, cfg in cfgs.items():
+        bb = cfg.model.backbone
+        batch = cfg.train_dataloader.batch_size
+        if 'max_iters' in cfg.train_cfg:  # ADE20K: 8 GPUs x the config's
+            batch *= 8
+        row.update({f'{title} batch': str(batch),
+                    f'{title} N': str(bb.num_prompts),
+                    f'{title} lr': f'{cfg.optim_wrapper.optimizer.lr:g}',
+                    f'{title} gate init': f'{bb.gate_init:g}'})
+    return row
+
+
+def test_gapt_per_task_table():
+    """The "GaPT per task" table is what the protocol builds for each task
+    (tests/test_gapt_recipes.py checks the same against the paper's Table
+    5) and what the ADE20K GaPT configs hold; `final --paper-lr` trains at
+    the lr column."""
+    rows = {r['task']: r for r in doc_table('GaPT per task')}
+    for bench in ('vtab', 'fgvc'):
+        for task, path in _task_paths(bench):
+            cfgs = {t: method_cfg(path, f'gapt_{s}')
+                    for t, s in GAPT_SSL.items()}
+            for t, cfg in cfgs.items():
+                assert paper_lr(f'gapt_{GAPT_SSL[t]}', cfg) == (
+                    cfg.optim_wrapper.optimizer.lr, 0.)
+            assert rows.pop(task) == dict(task=task,
+                                          **render_gapt_row(cfgs)), task
+    cfgs = {t: Config.fromfile(gapt_ade20k(s)) for t, s in GAPT_SSL.items()}
+    assert rows.pop('ADE20K') == dict(task='ADE20K', **render_gapt_row(cfgs))
+    assert rows == {}
+
+
 ADE = {
     'setr_ivpt_vitl_ade20k.py': 'iVPT / VPT / bias / linear',
-    'setr_gapt_vitl_ade20k.py': 'GaPT',
+    'setr_gapt_vitl_ade20k.py': 'GaPT ViT-L (extension)',
+    'gapt_ade20k/setr_gapt_vitb16-mae_ade20k.py': 'GaPT paper, MAE',
+    'gapt_ade20k/setr_gapt_vitb16-mocov3_ade20k.py': 'GaPT paper, MoCo-v3',
 }
 
 
@@ -249,19 +301,30 @@ def test_ade20k_table():
             'batch': f'8 x {cfg.train_dataloader.batch_size}',
             'crop': f'{cfg.crop_size[0]}x{cfg.crop_size[1]}',
             'pretrained': cfg.model.backbone.init_cfg.checkpoint,
-            'backbone': f"ViT-L/16, out_indices "
+            'backbone': f"ViT-{cfg.model.backbone.arch.upper()}/16, "
+                        f"out_indices "
                         f"{tuple(cfg.model.backbone.out_indices)}, "
                         f"final_norm {cfg.model.backbone.final_norm}",
+            'auxiliary heads on blocks': ', '.join(
+                str(cfg.model.backbone.out_indices[h.in_index])
+                for h in cfg.model.auxiliary_head),
         }
         for key, value in got.items():
             assert rows[key][column] == value, (name, key)
-    # every ADE20K config of the table's first column shares the base
+    # every ADE20K config of a column shares its optimizer
     for other in ('setr_vpt-deep', 'setr_bias', 'setr_linear',
                   'setr_ivpt-n100'):
         cfg = Config.fromfile(osp.join(ROOT, 'configs',
                                        f'{other}_vitl_ade20k.py'))
         assert cfg.optim_wrapper == Config.fromfile(osp.join(
             ROOT, 'configs', 'setr_ivpt_vitl_ade20k.py')).optim_wrapper
+    for ssl in GAPT_SSL.values():
+        for other in ('vpt-shallow', 'vpt-deep'):
+            cfg = Config.fromfile(gapt_ade20k(ssl).replace('_gapt_',
+                                                           f'_{other}_'))
+            gapt = Config.fromfile(gapt_ade20k(ssl))
+            assert cfg.optim_wrapper == gapt.optim_wrapper
+            assert cfg.model.backbone.init_cfg == gapt.model.backbone.init_cfg
 
 
 def test_prompt_lr_mult_from_the_command_line():
@@ -405,7 +468,7 @@ def test_gapt_methods_have_no_weight_decay(method):
     """GaPT trains with weight decay 0 (run.sh): nothing pulls the gate
     logits from -gate_init towards 0."""
     cfg = apply_method(Config.fromfile(VTAB.format('dtd')), method)
-    assert [w for _, w, _ in lr_grid(cfg, method)] == [0.] * 10
+    assert [w for _, w, _ in lr_grid(cfg, method)] == [0.] * 7
     model, wrapper = small_model_and_optimizer(cfg)
     names = {id(p): n for n, p in model.named_parameters()}
     seen = set()
@@ -437,7 +500,7 @@ def test_dry_run_prints_the_reference_grids(tmp_path):
         'ivpt': ('SGD, batch 128', 40, '50,0.01->25'),
         'vpt_deep': ('SGD, batch 128', 40, '0.05,0->0.025'),
         'full': ('AdamW, batch 384', 16, '0.005,0.01->0.0075'),
-        'gapt_mae': ('SGD, batch 64', 10, '0.1,0->0.1'),
+        'gapt_mae': ('SGD, batch 128', 7, '0.25,0->0.25'),
     }
     for method, (words, runs, point) in expect.items():
         res = subprocess.run(

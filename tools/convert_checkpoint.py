@@ -7,7 +7,11 @@ SRC may be
 * a timm ``state_dict`` (``.pth`` / ``.bin`` / ``.safetensors``),
 * MAE's ``mae_pretrain_vit_*.pth``, MoCo-v3's ``linear-vit-b-300ep.pth.tar``
   (or a pretraining checkpoint with ``base_encoder.``),
-* an mmseg (vit2mmseg) or mmpretrain ViT checkpoint.
+* an mmseg (vit2mmseg) or mmpretrain ViT checkpoint,
+* DINOv2's torch-hub ``dinov2_vit*14[_reg4]_pretrain.pth`` or timm's
+  ``vit_*_dinov2*``,
+* CLIP's image tower: OpenAI's (``visual.*``; their TorchScript ``.pt`` is
+  read with ``--jit``) or OpenCLIP's ``open_clip_pytorch_model.bin``.
 
 DST is a plain ``torch.save`` of the encoder's tensors in timm's names (the
 backbones' own), checked by building the encoder and loading it, so a file
@@ -15,8 +19,9 @@ that converts is a file that loads. A checksum of the tensors rides in the
 state dict's ``_metadata`` (keys stay tensor names only) and is verified
 whenever the toolbox loads the file. The architecture is read from the
 weights, except the number of heads, which is taken from the width for the
-standard models (384: 6, 768: 12, 1024: 16, 1280: 16) and otherwise must be
-given with ``--num-heads``.
+standard models (384: 6, 768: 12, 1024: 16, 1280: 16, 1536: 24) and
+otherwise must be given with ``--num-heads``; registers, LayerScale,
+``norm_pre`` and SwiGLU are read from the tensors too.
 """
 import argparse
 import math
@@ -38,7 +43,7 @@ from mmseg_ivpt.models.vit import ViTEncoder  # noqa: E402
 from mmseg_ivpt.utils.integrity import (CheckpointFileError,  # noqa: E402
                                          add_checksum)
 
-_HEADS_BY_WIDTH = {384: 6, 768: 12, 1024: 16, 1280: 16}
+_HEADS_BY_WIDTH = {384: 6, 768: 12, 1024: 16, 1280: 16, 1536: 24}
 
 
 def read_npz(path: str):
@@ -66,10 +71,19 @@ def read_npz(path: str):
     return model.state_dict(), 'npz'
 
 
-def read_any(path: str):
+def read_jit(path: str):
+    """OpenAI's CLIP ``.pt`` (a TorchScript archive): its state dict. Runs
+    ``torch.jit.load``, which executes the archive's TorchScript; only for
+    files from a source you trust (``--jit``)."""
+    return torch.jit.load(path, map_location='cpu').state_dict()
+
+
+def read_any(path: str, jit: bool = False):
     if path.endswith('.npz'):
         return read_npz(path)
-    if path.endswith('.safetensors'):
+    if jit:
+        sd = read_jit(path)
+    elif path.endswith('.safetensors'):
         from safetensors.torch import load_file
         sd = load_file(path)
     else:
@@ -112,10 +126,22 @@ def encoder_for(sd, num_heads=None, src='the checkpoint') -> ViTEncoder:
     arch = dict(embed_dims=d, num_layers=depth,
                 num_heads=heads_for(d, num_heads, src),
                 feedforward_channels=sd['blocks.0.mlp.fc1.weight'].shape[0])
-    side = int(math.isqrt(sd['pos_embed'].shape[1] - 1))
+    fc1 = sd['blocks.0.mlp.fc1.weight'].shape[0]
+    swiglu = sd['blocks.0.mlp.fc2.weight'].shape[1] * 2 == fc1
+    regs = sd['reg_token'].shape[1] if 'reg_token' in sd else 0
+    n = sd['pos_embed'].shape[1]
+    side = int(math.isqrt(n))
+    no_embed_class = side * side == n  # patches only (DINOv2-reg in timm)
+    if not no_embed_class:
+        side = int(math.isqrt(n - 1 - regs))
+    opts = dict(num_reg_tokens=regs, no_embed_class=no_embed_class,
+                pre_norm='norm_pre.weight' in sd,
+                layer_scale_init=1e-5 if 'blocks.0.ls1.gamma' in sd else None,
+                mlp_type='swiglu' if swiglu else 'mlp',
+                act_layer='silu' if swiglu else 'gelu')
     with torch.device('meta'):
         return ViTEncoder(arch=arch, img_size=side * p, patch_size=p,
-                          patch_bias='patch_embed.proj.bias' in sd)
+                          patch_bias='patch_embed.proj.bias' in sd, **opts)
 
 
 def positive_int(text: str) -> int:
@@ -152,13 +178,16 @@ def main():
     parser.add_argument('src', help='the ViT weights (npz, timm, MAE, '
                         'MoCo-v3, mmseg, mmpretrain)')
     parser.add_argument('dst', help='the file to write (timm names)')
+    parser.add_argument('--jit', action='store_true',
+                        help="SRC is OpenAI's TorchScript CLIP .pt (runs "
+                        'torch.jit.load: trusted files only)')
     parser.add_argument('--num-heads', type=positive_int,
                         help='only when the width does not tell it (widths '
                         f'{sorted(_HEADS_BY_WIDTH)} do); a divisor of it')
     args = parser.parse_args()
     check_paths(parser, args.src, args.dst)
     try:
-        sd, layout = read_any(args.src)
+        sd, layout = read_any(args.src, args.jit)
         enc = encoder_for(sd, args.num_heads, args.src)
     except ValueError as e:  # CheckpointMismatchError included
         msg = str(e)
@@ -176,6 +205,9 @@ def main():
           f'{n / 1e6:.1f}M parameters, embed_dims={enc.embed_dims}, '
           f'num_layers={enc.num_layers}, patch_size={enc.patch_size}, '
           f'grid={enc.grid_size}')
+    if layout == 'clip-openai':
+        print("OpenAI's CLIP was trained with QuickGELU: its configs set "
+              "act_layer='quick_gelu' (configs/_base_/models/*clip*)")
 
 
 if __name__ == '__main__':

@@ -1,11 +1,13 @@
 """Print the trainable and total parameters of a config's model.
 
     python tools/count_params.py configs/setr_ivpt_vitl_ade20k.py [...]
+    python tools/count_params.py configs/vtab/ivpt_vitb16_*.py --method express
 
 The model is built on the meta device (no weights allocated, no checkpoint
 read), so ViT-L configs take seconds. One row per config; with several, a
 row and a line of their mean (trainable, per part, and total): the means the
-README quotes.
+README quotes. ``--method`` counts the task configs as ``tools/protocol.py
+--method`` runs them (the method applied before ``--cfg-options``).
 """
 import argparse
 import os.path as osp
@@ -20,6 +22,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters  # noqa
 from mmseg_ivpt.engine.checks import ConfigError  # noqa: E402
 from mmseg_ivpt.engine.config_repair import read_config  # noqa: E402
+from mmseg_ivpt.protocol import ProtocolError, load_task_config  # noqa
 
 
 def main():
@@ -27,14 +30,17 @@ def main():
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='applied as tools/train.py applies them')
+    parser.add_argument('--method', help='a tools/protocol.py --method, '
+                        'applied to each (task) config first')
     args = parser.parse_args()
     counts = []
     print('| config | trainable | backbone trainable | total |')
     print('|---|---:|---:|---:|')
     for path in args.configs:
         try:
-            cfg = read_config(path, args.cfg_options)
-        except ConfigError as e:
+            cfg = (load_task_config(path, args.method, args.cfg_options)
+                   if args.method else read_config(path, args.cfg_options))
+        except (ConfigError, ProtocolError) as e:
             raise SystemExit(f'count_params.py: {path}: {e}')
         n = count_parameters(build_model_on_meta(cfg))
         counts.append(n)

@@ -19,6 +19,23 @@ checkpoint):
   writes (``layers.0.attn.attn.in_proj_weight``...).
 * ``mmpretrain``: mmpretrain's ``VisionTransformer``
   (``layers.0.attn.qkv.weight``...), with or without ``backbone.``.
+* ``dinov2``: the official DINOv2 torch-hub files
+  (``dinov2_vitb14_reg4_pretrain.pth``...: ``mask_token`` (1, D),
+  ``register_tokens``, ``mlp.w12``/``w3`` for ViT-g, blocks in chunks
+  ``blocks.c.i.`` in training checkpoints); converted as timm does
+  (``_convert_dinov2``): registers become ``reg_token`` and the cls position
+  is folded into ``cls_token``, the embedding keeping the patches only
+  (``no_embed_class``). timm's ``vit_*_dinov2*`` files are ``timm``.
+* ``clip``: the image tower of OpenAI's CLIP and of OpenCLIP (``visual.``
+  prefix or none: ``conv1``, ``class_embedding``, ``positional_embedding``,
+  ``ln_pre``, ``transformer.resblocks.i``, ``ln_post``); the text tower and
+  the projection ``proj`` are dropped. OpenAI's files (they keep
+  ``input_resolution``) are ``clip-openai``: they need
+  ``act_layer='quick_gelu'``. timm's ``vit_*_clip_*`` files are ``timm``.
+
+Each file's architecture family (supervised/MAE/MoCo ViT, DINOv2, CLIP:
+:func:`architecture_of`) must be the configured encoder's, else
+:class:`ArchitectureMismatchError` says both.
 
 The encoder's parameter names are timm's; every layout is renamed to them.
 Classification heads are dropped. Anything else that does not fit (missing
@@ -51,6 +68,27 @@ _RENAMES: Dict[str, List[Tuple[str, str]]] = {
         (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
         (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
     ],
+    'dinov2': [
+        (r'^(blocks\.\d+\.mlp)\.w12\.', r'\1.fc1.'),
+        (r'^(blocks\.\d+\.mlp)\.w3\.', r'\1.fc2.'),
+        (r'^register_tokens$', 'reg_token'),
+    ],
+    'clip': [
+        (r'^conv1\.', 'patch_embed.proj.'),
+        (r'^class_embedding$', 'cls_token'),
+        (r'^positional_embedding$', 'pos_embed'),
+        (r'^ln_pre\.', 'norm_pre.'),
+        (r'^ln_post\.', 'norm.'),
+        (r'^transformer\.resblocks\.(\d+)\.ln_(\d)\.', r'blocks.\1.norm\2.'),
+        (r'^transformer\.resblocks\.(\d+)\.attn\.in_proj_(weight|bias)$',
+         r'blocks.\1.attn.qkv.\2'),
+        (r'^transformer\.resblocks\.(\d+)\.attn\.out_proj\.',
+         r'blocks.\1.attn.proj.'),
+        (r'^transformer\.resblocks\.(\d+)\.mlp\.c_fc\.',
+         r'blocks.\1.mlp.fc1.'),
+        (r'^transformer\.resblocks\.(\d+)\.mlp\.c_proj\.',
+         r'blocks.\1.mlp.fc2.'),
+    ],
     'mmpretrain': [
         (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
         (r'^ln1\.', 'norm.'),
@@ -64,7 +102,13 @@ _RENAMES: Dict[str, List[Tuple[str, str]]] = {
 # Tensors of a pretrained model that a backbone does not use: classifier
 # heads, and MAE's pretraining decoder.
 _DROPPED = re.compile(r'^(head|fc_norm|pre_logits|ln2|decoder_\w+)\.|'
-                      r'^(mask_token|decoder_\w+)$')
+                      r'^(mask_token|decoder_\w+|proj)$')
+_RENAMES['clip-openai'] = _RENAMES['clip']
+#: The architecture families a file or an encoder can be (architecture_of).
+FAMILIES = {'vit': 'a ViT without LayerScale nor norm_pre (supervised, MAE, '
+                   'MoCo-v3)',
+            'dinov2': 'a ViT with LayerScale (DINOv2; registers: DINOv2-reg)',
+            'clip': 'a CLIP image tower (norm_pre / ln_pre)'}
 #: One INFO line per pretrained file loaded; mmseg_ivpt.registry forwards
 #: it to mmengine's log when mmengine is there.
 logger = logging.getLogger('mmseg_ivpt')
@@ -72,6 +116,11 @@ logger = logging.getLogger('mmseg_ivpt')
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the configured backbone."""
+
+
+class ArchitectureMismatchError(CheckpointMismatchError):
+    """A pretrained file is of another architecture family (DINOv2, CLIP,
+    plain ViT) than the configured encoder."""
 
 
 class EncoderMismatchError(CheckpointMismatchError):
@@ -102,18 +151,30 @@ def unwrap_state_dict(ckpt, prefix: Optional[str] = None) -> Dict[str, Tensor]:
         return sd
     if all(k.startswith('module.') for k in sd):
         sd = {k[len('module.'):]: v for k, v in sd.items()}
-    for part in ('backbone.', 'base_encoder.'):  # model / MoCo pretraining
+    # model / MoCo pretraining / a whole CLIP model (the image tower)
+    for part in ('backbone.', 'base_encoder.', 'visual.'):
         if any(k.startswith(part) for k in sd):
+            keep = {k: v for k, v in sd.items() if k == 'input_resolution'}
             sd = {k[len(part):]: v for k, v in sd.items()
                   if k.startswith(part)}
+            sd.update(keep)  # marks OpenAI's CLIP (detect_layout)
     return sd
 
 
 def detect_layout(sd: Dict[str, Tensor]) -> str:
-    """'timm', 'mmseg' or 'mmpretrain' from the tensor names."""
+    """'timm', 'mmseg', 'mmpretrain', 'dinov2', 'clip' or 'clip-openai'
+    from the tensor names (module docstring)."""
     keys = set(sd)
+    if any(k.startswith('transformer.resblocks.') for k in keys) and \
+            'conv1.weight' in keys:
+        return 'clip-openai' if 'input_resolution' in keys else 'clip'
     if any(k.startswith('blocks.') for k in keys):
-        return 'timm'
+        mask = sd.get('mask_token')
+        hub = ('register_tokens' in keys
+               or (mask is not None and mask.ndim == 2)  # MAE's is 3-d
+               or any(re.match(r'blocks\.\d+\.(\d+\.|mlp\.w12\.)', k)
+                      for k in keys))
+        return 'dinov2' if hub else 'timm'
     if any(re.match(r'layers\.\d+\.attn\.attn\.in_proj_weight$', k)
            for k in keys):
         return 'mmseg'
@@ -122,7 +183,8 @@ def detect_layout(sd: Dict[str, Tensor]) -> str:
     sample = sorted(keys)[:8]
     raise CheckpointMismatchError(
         'cannot tell the layout of this checkpoint: expected a timm, mmseg '
-        f'(vit2mmseg) or mmpretrain ViT; its first keys are {sample}')
+        '(vit2mmseg), mmpretrain, DINOv2 (torch hub) or CLIP (OpenAI, '
+        f'OpenCLIP) ViT; its first keys are {sample}')
 
 
 def convert_to_timm(sd: Dict[str, Tensor], layout: str) -> Dict[str, Tensor]:
@@ -130,13 +192,66 @@ def convert_to_timm(sd: Dict[str, Tensor], layout: str) -> Dict[str, Tensor]:
     rules = [(re.compile(p), r) for p, r in _RENAMES[layout]]
     out = {}
     for k, v in sd.items():
+        if layout == 'dinov2':  # training checkpoints: blocks in chunks
+            k = re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', k)
         for pat, rep in rules:
             k2, n = pat.subn(rep, k)
             if n:
                 k = k2
                 break
         out[k] = v
+    if layout.startswith('clip'):
+        out = {k: v for k, v in out.items() if not k.startswith(
+            ('transformer.', 'token_embedding', 'ln_final', 'text_'))
+            and k not in ('input_resolution', 'context_length',
+                          'vocab_size', 'logit_scale')}
+        if 'cls_token' in out:
+            out['cls_token'] = out['cls_token'].reshape(1, 1, -1)
+        if 'pos_embed' in out and out['pos_embed'].ndim == 2:
+            out['pos_embed'] = out['pos_embed'].unsqueeze(0)
+    if layout == 'dinov2' and 'reg_token' in out and 'pos_embed' in out:
+        # timm's no_embed_class form: the cls position into the cls token
+        out['cls_token'] = out['cls_token'] + out['pos_embed'][:, :1]
+        out['pos_embed'] = out['pos_embed'][:, 1:]
     return out
+
+
+def architecture_of(sd: Dict[str, Tensor]) -> str:
+    """The family (:data:`FAMILIES`) of a timm-named state dict."""
+    if 'norm_pre.weight' in sd:
+        return 'clip'
+    if 'reg_token' in sd or any(k.endswith('.ls1.gamma') for k in sd):
+        return 'dinov2'
+    return 'vit'
+
+
+def encoder_family(model) -> str:
+    """The family (:data:`FAMILIES`) of a ViT encoder."""
+    if getattr(model, 'pre_norm', False):
+        return 'clip'
+    if getattr(model, 'layer_scale_init', None) is not None or \
+            getattr(model, 'num_reg_tokens', 0):
+        return 'dinov2'
+    return 'vit'
+
+
+def check_architecture(model, sd: Dict[str, Tensor], layout: str,
+                       source: str) -> None:
+    """:class:`ArchitectureMismatchError` unless the timm-named ``sd``
+    (of ``layout``) is of ``model``'s family, and OpenAI's CLIP has
+    QuickGELU."""
+    got, want = architecture_of(sd), encoder_family(model)
+    if got != want:
+        raise ArchitectureMismatchError(
+            f'{source} is {FAMILIES[got]} ({layout} layout), but the '
+            f'configured backbone is {FAMILIES[want]}: use a config of that '
+            f'architecture (docs/encoders.md) or the matching weights')
+    if layout == 'clip-openai' and getattr(model, 'act_layer',
+                                           None) != 'quick_gelu':
+        raise ArchitectureMismatchError(
+            f"{source} is OpenAI's CLIP, trained with QuickGELU, but the "
+            f"backbone has act_layer={model.act_layer!r}: set "
+            f"act_layer='quick_gelu' (docs/encoders.md)")
 
 
 def fit_state_dict(model, sd: Dict[str, Tensor],
@@ -182,6 +297,12 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
             if 'patch_embed.proj.bias' in unexpected:
                 msg.append('  (the checkpoint has a patch-embedding bias: '
                            'set patch_bias=True)')
+            if 'reg_token' in unexpected:
+                msg.append('  (the checkpoint has register tokens: set '
+                           'num_reg_tokens and no_embed_class=True)')
+        if 'reg_token' in missing:
+            msg.append('  (the checkpoint has no register tokens: set '
+                       'num_reg_tokens=0)')
         if wrong:
             msg.append(f'  shape mismatch ({len(wrong)}): {_abbrev(wrong)}')
         raise CheckpointMismatchError('\n'.join(msg))
@@ -189,14 +310,16 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
 
 
 def _fit_pos_embed(v: Tensor, model, wrong: List[str]) -> Optional[Tensor]:
-    n_src = v.shape[1] - 1
-    side = int(math.isqrt(n_src))
+    prefix = getattr(model, 'num_pos_prefix', 1)
+    n_src = v.shape[1] - prefix
+    side = int(math.isqrt(max(n_src, 0)))
     if v.ndim != 3 or v.shape[-1] != model.embed_dims or side * side != n_src:
         wrong.append(f'pos_embed: checkpoint {tuple(v.shape)} vs model '
                      f'{tuple(model.pos_embed.shape)} (not a square grid '
-                     f'with one cls position)')
+                     f'with {prefix} prefix position(s))')
         return None
-    return resize_pos_embed(v, (side, side), model.grid_size)
+    return resize_pos_embed(v, (side, side), model.grid_size, prefix,
+                            getattr(model, 'pos_interp', 'bicubic'))
 
 
 def _abbrev(items: List[str], n: int = 12) -> str:

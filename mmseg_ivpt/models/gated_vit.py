@@ -119,13 +119,13 @@ class GatedViT(PromptTunedViT):
         if layer > 0:
             return x
         p = self.prompt_drop(self.prompts.expand(x.shape[0], -1, -1))
-        return insert_slot(x, p)
+        return insert_slot(x, p, self.num_prefix_tokens)
 
     def exit_block(self, layer: int, x_in: Tensor, x_out: Tensor,
                    cls_attn: Optional[Tensor], gates) -> Tensor:
         if layer == self.num_layers - 1:
             return x_out
-        n = self.num_prompt_tokens
+        s, n = self.num_prefix_tokens, self.num_prompt_tokens
         g = gates[layer].to(x_out.dtype)
-        slot = g * x_out[:, 1:1 + n] + (1 - g) * x_in[:, 1:1 + n]
-        return replace_slot(x_out, slot)
+        slot = g * x_out[:, s:s + n] + (1 - g) * x_in[:, s:s + n]
+        return replace_slot(x_out, slot, s)

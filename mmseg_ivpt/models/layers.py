@@ -1,7 +1,8 @@
 """The pieces the encoders and the prompt methods share: patch embedding,
-MLP, drop path, the image-grid and ``out_indices`` checks, position-embedding
-resampling, the prompt slot of a ViT sequence, VPT's prompt init and iVPT's
-cross-layer dynamic connection (CDC) with dynamic aggregation (DA).
+MLP (GELU, QuickGELU or SwiGLU), LayerScale, drop path, the image-grid and
+``out_indices`` checks, position-embedding resampling, the prompt slot of a
+ViT sequence, VPT's prompt init and iVPT's cross-layer dynamic connection
+(CDC) with dynamic aggregation (DA).
 
 No encoder lives here and nothing here imports one: :mod:`.vit` and
 :mod:`.swin` are siblings that both build on this module. Plain torch.
@@ -76,21 +77,37 @@ def resolve_out_indices(out_indices: Union[int, Sequence[int]], n: int,
 
 
 # --------------------------------------------------- position embedding
+#: How a position embedding is resampled to another patch grid:
+#: ``'bicubic'``: bicubic, ``align_corners=False`` (mmseg's and mmpretrain's
+#: ``resize_pos_embed``); ``'bicubic_antialias'``: the same with
+#: ``antialias=True`` (timm's ``resample_abs_pos_embed``, also what timm's
+#: ``dynamic_img_size`` does); ``'dinov2'``: DINOv2's
+#: ``interpolate_pos_encoding`` (facebookresearch/dinov2,
+#: ``dinov2/models/vision_transformer.py``): bicubic by the scale factor
+#: ``(dst + 0.1) / src``, no antialiasing.
+POS_INTERP_MODES = ('bicubic', 'bicubic_antialias', 'dinov2')
+
+
 def resize_pos_embed(pos_embed: Tensor, src_hw: Tuple[int, int],
                      dst_hw: Tuple[int, int],
-                     num_prefix_tokens: int = 1) -> Tensor:
-    """Bicubically resample the patch part of an absolute position embedding.
+                     num_prefix_tokens: int = 1,
+                     mode: str = 'bicubic') -> Tensor:
+    """Resample the patch part of an absolute position embedding.
 
     Args:
         pos_embed: (1, num_prefix_tokens + Hs*Ws, D).
         src_hw: (Hs, Ws), the grid ``pos_embed`` was made for.
         dst_hw: (Hd, Wd), the grid wanted.
+        num_prefix_tokens: positions before the grid (cls; 0 for an
+            embedding of the patches only, timm's ``no_embed_class``).
+        mode: one of :data:`POS_INTERP_MODES`.
 
     Returns:
         (1, num_prefix_tokens + Hd*Wd, D). The prefix (cls) part is kept as
-        it is. Same interpolation as mmseg's and mmpretrain's
-        ``resize_pos_embed`` (bicubic, ``align_corners=False``).
+        it is.
     """
+    if mode not in POS_INTERP_MODES:
+        raise ValueError(f'pos_interp={mode!r}; allowed: {POS_INTERP_MODES}')
     if tuple(src_hw) == tuple(dst_hw):
         return pos_embed
     prefix = pos_embed[:, :num_prefix_tokens]
@@ -100,8 +117,18 @@ def resize_pos_embed(pos_embed: Tensor, src_hw: Tuple[int, int],
         raise ValueError(f'pos_embed has {grid.shape[1]} patch positions, '
                          f'which is not the grid {src_hw}')
     grid = grid.reshape(1, src_hw[0], src_hw[1], d).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=dst_hw, mode='bicubic',
-                         align_corners=False).to(pos_embed.dtype)
+    if mode == 'dinov2':
+        scale = tuple((dst + .1) / src for dst, src in zip(dst_hw, src_hw))
+        grid = F.interpolate(grid.float(), scale_factor=scale, mode='bicubic',
+                             align_corners=False)
+        if tuple(grid.shape[-2:]) != tuple(dst_hw):  # cannot happen (floor)
+            raise RuntimeError(f'dinov2 resampling gave {grid.shape[-2:]}, '
+                               f'not {dst_hw}')
+    else:
+        grid = F.interpolate(grid.float(), size=dst_hw, mode='bicubic',
+                             align_corners=False,
+                             antialias=mode == 'bicubic_antialias')
+    grid = grid.to(pos_embed.dtype)
     grid = grid.permute(0, 2, 3, 1).reshape(1, dst_hw[0] * dst_hw[1], d)
     return torch.cat([prefix, grid], dim=1)
 
@@ -133,17 +160,64 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2), hw
 
 
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``: the activation of OpenAI's CLIP."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+#: ``act_layer`` values of :class:`Mlp`.
+ACT_LAYERS = {'gelu': nn.GELU, 'quick_gelu': QuickGELU, 'silu': nn.SiLU}
+#: ``mlp_type`` values: ``'mlp'`` fc1 -> act -> fc2; ``'swiglu'``: fc1 to
+#: ``hidden`` channels split in halves (x1, x2), ``act(x1) * x2``, fc2 from
+#: ``hidden / 2`` (timm's ``SwiGLUPacked``, DINOv2's ``SwiGLUFFNFused``
+#: with ``w12`` = fc1, ``w3`` = fc2).
+MLP_TYPES = ('mlp', 'swiglu')
+
+
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, drop: float = 0.):
+    """(B, T, D) -> (B, T, D). ``hidden`` is fc1's output width (for
+    ``'swiglu'`` both halves: fc2 reads ``hidden // 2``)."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.,
+                 act_layer: str = 'gelu', mlp_type: str = 'mlp'):
         super().__init__()
+        if act_layer not in ACT_LAYERS:
+            raise ValueError(f'act_layer={act_layer!r}; allowed: '
+                             f'{sorted(ACT_LAYERS)}')
+        if mlp_type not in MLP_TYPES:
+            raise ValueError(f'mlp_type={mlp_type!r}; allowed: {MLP_TYPES}')
+        if mlp_type == 'swiglu' and hidden % 2:
+            raise ValueError(f"mlp_type='swiglu' needs an even hidden "
+                             f'width (both halves), got {hidden}')
+        self.glu = mlp_type == 'swiglu'
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
+        self.act = ACT_LAYERS[act_layer]()
         self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden // 2 if self.glu else hidden, dim)
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+        x = self.fc1(x)
+        if self.glu:
+            x1, x2 = x.chunk(2, dim=-1)
+            x = self.act(x1) * x2
+        else:
+            x = self.act(x)
+        return self.drop2(self.fc2(self.drop1(x)))
+
+
+class LayerScale(nn.Module):
+    """Per-channel scale ``x * gamma`` of a block's branch (CaiT; DINOv2),
+    ``gamma`` (D,) starting at ``init``; timm's names."""
+
+    def __init__(self, dim: int, init: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim, ), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
 
 
 class DropPath(nn.Module):
@@ -167,14 +241,16 @@ def prompt_init_bound(patch_size: int, embed_dims: int) -> float:
     return math.sqrt(6. / float(3 * patch_size * patch_size + embed_dims))
 
 
-def insert_slot(x: Tensor, p: Tensor) -> Tensor:
-    """[cls, patches] (B, 1+M, D) + slot (B, N, D) -> (B, 1+N+M, D)."""
-    return torch.cat([x[:, :1], p, x[:, 1:]], dim=1)
+def insert_slot(x: Tensor, p: Tensor, start: int = 1) -> Tensor:
+    """[prefix (cls + registers: ``start`` tokens), patches] (B, start+M, D)
+    + slot (B, N, D) -> (B, start+N+M, D)."""
+    return torch.cat([x[:, :start], p, x[:, start:]], dim=1)
 
 
-def replace_slot(x: Tensor, p: Tensor) -> Tensor:
-    """Overwrite the prompt slot of x (B, 1+N+M, D) with p (B, N, D)."""
-    return torch.cat([x[:, :1], p, x[:, 1 + p.shape[1]:]], dim=1)
+def replace_slot(x: Tensor, p: Tensor, start: int = 1) -> Tensor:
+    """Overwrite the prompt slot of x (B, start+N+M, D), the N tokens after
+    the ``start`` prefix tokens, with p (B, N, D)."""
+    return torch.cat([x[:, :start], p, x[:, start + p.shape[1]:]], dim=1)
 
 
 def cdc_prompts(P: Tensor, structure: str,

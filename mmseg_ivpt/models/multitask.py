@@ -41,13 +41,16 @@ from torch import Tensor, nn
 from .checkpoint import (CheckpointMismatchError, convert_to_timm,
                          detect_layout, load_encoder_weights, logger,
                          read_checkpoint, unwrap_state_dict)
-from .layers import resize_pos_embed
 from .prompt_tuned import PromptTunedViT
 from .vit import ViTEncoder
 
 MUX_MODES = ('pad', 'group')
 #: The encoder modules a task backbone takes from the mux (pos_embed apart).
-SHARED_MODULES = ('patch_embed', 'blocks', 'norm')
+SHARED_MODULES = ('patch_embed', 'norm_pre', 'blocks', 'norm')
+#: The encoder options a task backbone must share with the mux's ViT
+#: (besides the shapes): a DINOv2 and a supervised ViT are different ViTs.
+_OPTIONS = ('num_reg_tokens', 'no_embed_class', 'layer_scale_init',
+            'pre_norm', 'act_layer', 'mlp_type', 'pos_interp')
 
 
 def encoder_signature(m: ViTEncoder) -> Dict[str, object]:
@@ -60,7 +63,8 @@ def encoder_signature(m: ViTEncoder) -> Dict[str, object]:
                 feedforward_channels=blk.mlp.fc1.out_features,
                 qkv_bias=blk.attn.qkv.bias is not None,
                 patch_bias=m.patch_embed.proj.bias is not None,
-                norm_eps=blk.norm1.eps)
+                norm_eps=blk.norm1.eps,
+                **{k: getattr(m, k) for k in _OPTIONS})
 
 
 def tensor_bytes(tensors) -> int:
@@ -157,19 +161,21 @@ class TaskMux(nn.Module):
         checkpoints record."""
         sd = unwrap_state_dict(read_checkpoint(path))
         pos = convert_to_timm(sd, detect_layout(sd)).get('pos_embed')
-        side = math.isqrt(pos.shape[1] - 1) if pos is not None else 0
-        if pos is None or side * side != pos.shape[1] - 1:
+        n = like.num_pos_prefix
+        side = math.isqrt(pos.shape[1] - n) if pos is not None else 0
+        if pos is None or side * side != pos.shape[1] - n:
             shape = None if pos is None else tuple(pos.shape)
             raise CheckpointMismatchError(
-                f'{path}: no square grid of position embeddings with one cls '
-                f'position (pos_embed {shape})')
+                f'{path}: no square grid of position embeddings with {n} '
+                f'prefix position(s) (pos_embed {shape})')
         sig = encoder_signature(like)
         enc = ViTEncoder(
             arch={k: sig[k] for k in ('embed_dims', 'num_layers', 'num_heads',
                                       'feedforward_channels')},
             img_size=side * sig['patch_size'], patch_size=sig['patch_size'],
             in_channels=sig['in_channels'], qkv_bias=sig['qkv_bias'],
-            norm_eps=sig['norm_eps'], patch_bias=sig['patch_bias'])
+            norm_eps=sig['norm_eps'], patch_bias=sig['patch_bias'],
+            **{k: sig[k] for k in _OPTIONS})
         layout = load_encoder_weights(enc, sd, source=path)
         enc.pretrained_path = path if '://' in path else os.path.abspath(path)
         logger.info('TaskMux: the shared ViT is %s (%s layout, fingerprint '
@@ -197,6 +203,7 @@ class TaskMux(nn.Module):
         for attr in SHARED_MODULES:
             setattr(backbone, attr, getattr(enc, attr))
         backbone.cls_token = enc.cls_token
+        backbone.reg_token = enc.reg_token
         backbone.pos_embed = self._pos_embed(backbone.grid_size)
         backbone.pretrained_fingerprint = getattr(
             enc, 'pretrained_fingerprint', None)
@@ -215,7 +222,7 @@ class TaskMux(nn.Module):
         key = f'{grid[0]}x{grid[1]}'
         if key not in self.pos_tables:
             with torch.no_grad():
-                pos = resize_pos_embed(enc.pos_embed, enc.grid_size, grid)
+                pos = enc.resized_pos_embed(grid)
             self.pos_tables[key] = nn.Parameter(pos, requires_grad=False)
         return self.pos_tables[key]
 
@@ -261,7 +268,7 @@ class TaskMux(nn.Module):
         by_len: Dict[int, List[int]] = {}
         for i, (name, img) in enumerate(units):
             m = (-(-img.shape[-2] // p)) * (-(-img.shape[-1] // p))
-            n = 1 + self.tasks[name].num_prompt_tokens + m
+            n = self.tasks[name].num_extra_tokens + m
             by_len.setdefault(n, []).append(i)
         out: List[Optional[Tuple[Tensor, ...]]] = [None] * len(units)
         for idx in by_len.values():

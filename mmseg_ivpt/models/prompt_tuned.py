@@ -23,7 +23,9 @@ class PromptTunedViT(PromptTuning, ViTEncoder):
             ``'cls_token'``, ``'avg_featmap'`` or ``'avg_all_tokens'``
             (tuple of (B, D), mmpretrain). ``avg_featmap`` is the mean of the
             patch tokens; ``avg_all_tokens`` the mean of all non-cls tokens
-            of the last block, prompts included, then a LayerNorm chosen by
+            of the last block, prompts included (registers not: they are
+            prefix tokens, as in timm's ``avg`` pooling), then a LayerNorm
+            chosen by
             ``pool_norm`` (the MAE pooling of VPT's and GaPT's code).
         pool_norm: the norm after ``avg_all_tokens``: ``'fresh'`` (a
             LayerNorm without affine weights, i.e. a new frozen LayerNorm at
@@ -35,7 +37,8 @@ class PromptTunedViT(PromptTuning, ViTEncoder):
             biases included; patch-embedding and final-norm biases stay
             frozen, which gives the paper's 270,336 for ViT-L) or ``'full'``.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)``; a timm, mmseg
-            (vit2mmseg) or mmpretrain ViT checkpoint, layout detected.
+            (vit2mmseg), mmpretrain, DINOv2 (torch hub) or CLIP (OpenAI,
+            OpenCLIP) ViT checkpoint, layout detected.
     """
 
     out_types: Tuple[str, ...] = OUT_TYPES
@@ -48,12 +51,13 @@ class PromptTunedViT(PromptTuning, ViTEncoder):
         if self.out_type == 'featmap':
             return super().outputs(raw, hw)
         if self.out_type == 'avg_all_tokens':
-            return tuple(self._pool_norm(o[:, 1:].mean(dim=1))
+            s = self.num_prefix_tokens
+            return tuple(self._pool_norm(o[:, s:].mean(dim=1))
                          for o in self.output_tokens(raw, norm=False))
         outs = self.output_tokens(raw)
         if self.out_type == 'cls_token':
             return tuple(o[:, 0] for o in outs)
-        n = 1 + self.num_prompt_tokens  # avg_featmap: the patch tokens
+        n = self.num_extra_tokens  # avg_featmap: the patch tokens
         return tuple(o[:, n:].mean(dim=1) for o in outs)
 
     def _pool_norm(self, x: Tensor) -> Tensor:

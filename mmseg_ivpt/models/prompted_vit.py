@@ -30,6 +30,12 @@ M patch keys (softmax over all keys, mean over heads) picks, per image, the k
 most salient patches in descending order; row j of ``ar_prompts[l]`` (k, D)
 is added to the j-th of them in block l's output.
 
+Register tokens (DINOv2-reg, docs/encoders.md): the sequence is ``[cls,
+registers (R), prompt slot (N), patches (M)]``. The slot comes after the
+registers, which stay the pretrained model's own tokens (no method writes
+them). AR ranks only the M patch columns of the cls row: registers, like
+prompts, are keys the softmax normalises over but never candidates.
+
 Decisions the papers leave open (written down here, see also docs/):
 
 * ``ar_prompts`` start at zero, so an AR model starts exactly as the same
@@ -159,16 +165,16 @@ class PromptedViT(PromptTunedViT):
     def enter_block(self, layer: int, x: Tensor, ctx) -> Tensor:
         if ctx is None:
             return x
-        b = x.shape[0]
+        b, s = x.shape[0], self.num_prefix_tokens
         if layer == 0:
-            return insert_slot(x, self._prompt(ctx[0:1], b))
+            return insert_slot(x, self._prompt(ctx[0:1], b), s)
         if self.prompt_structure in ('shallow', 'express'):
             return x
         p = self._prompt(ctx[layer:layer + 1], b)
         if self.prompt_structure == 'provp':
             n = self.num_prompt_tokens
-            p = x[:, 1:1 + n] + p
-        return replace_slot(x, p)
+            p = x[:, s:s + n] + p
+        return replace_slot(x, p, s)
 
     def block_residuals(self, layer: int, ctx):
         """EXPRESS: (R_ln^l, R_qkv^l, R_o^l) at the prompt slot."""
@@ -186,7 +192,7 @@ class PromptedViT(PromptTunedViT):
                    cls_attn: Optional[Tensor], ctx) -> Tensor:
         if self.ar_prompts is None or layer == self.num_layers - 1:
             return x_out
-        n = 1 + self.num_prompt_tokens
+        n = self.num_extra_tokens  # cls, registers, prompts
         head, patches = x_out[:, :n], x_out[:, n:]
         if self.ar_mode == 'all':
             if patches.shape[1] != self.ar_prompts.shape[1]:

@@ -1,14 +1,19 @@
 """A plain-PyTorch ViT encoder that every prompt method of the toolbox runs on.
 
-The encoder is a pre-norm ViT (timm's ``VisionTransformer`` without the
-extras: fused qkv, attention through
-:func:`torch.nn.functional.scaled_dot_product_attention`, GELU MLP). Its
-parameter names are timm's, so ``timm.models.VisionTransformer.state_dict()``
-loads as it is; other layouts are converted by :mod:`.checkpoint`
+The encoder is a pre-norm ViT (timm's ``VisionTransformer``: fused qkv,
+attention through :func:`torch.nn.functional.scaled_dot_product_attention`,
+GELU MLP), with the options of the foundation encoders (docs/encoders.md):
+register tokens and LayerScale (DINOv2), SwiGLU (DINOv2 ViT-g), a norm
+before the blocks (``norm_pre``, CLIP), QuickGELU (OpenAI's CLIP), position
+embeddings of the patches only (timm's ``no_embed_class``) and the way they
+are resampled to another grid (``pos_interp``). Its parameter names are
+timm's, so ``timm.models.VisionTransformer.state_dict()`` loads as it is;
+other layouts are converted by :mod:`.checkpoint`
 (:meth:`ViTEncoder.fit_encoder_state_dict`). The pieces it shares with the
 Swin encoder, its sibling, are :mod:`.layers`'s.
 
-Token layout inside the blocks: ``[cls, prompt slot (N), patches (M)]``.
+Token layout inside the blocks: ``[cls, registers (R), prompt slot (N),
+patches (M)]``; ``num_prefix_tokens`` = 1 + R (R = 0 but for DINOv2-reg).
 The encoder knows nothing about prompts: a subclass says what enters the
 prompt slot before each block (:meth:`ViTEncoder.enter_block`) and what
 happens to the block's output (:meth:`ViTEncoder.exit_block`); it may ask a
@@ -29,18 +34,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .checkpoint import convert_to_timm, detect_layout, fit_state_dict
-from .layers import (DropPath, Mlp, PatchEmbed, arch_preset,
-                     check_patch_grid, resize_pos_embed, resolve_out_indices)
+from .checkpoint import (check_architecture, convert_to_timm, detect_layout,
+                         fit_state_dict)
+from .layers import (POS_INTERP_MODES, DropPath, LayerScale, Mlp, PatchEmbed,
+                     arch_preset, check_patch_grid, resize_pos_embed,
+                     resolve_out_indices)
 
 ARCH_SETTINGS: Dict[str, Dict[str, int]] = {
+    's': dict(embed_dims=384, num_layers=12, num_heads=6,
+              feedforward_channels=1536),
     'b': dict(embed_dims=768, num_layers=12, num_heads=12,
               feedforward_channels=3072),
     'l': dict(embed_dims=1024, num_layers=24, num_heads=16,
               feedforward_channels=4096),
     'h': dict(embed_dims=1280, num_layers=32, num_heads=16,
               feedforward_channels=5120),
+    # DINOv2 ViT-g/14: SwiGLU (mlp_type='swiglu'), fc1 8192 = 2 x 4096
+    'g': dict(embed_dims=1536, num_layers=40, num_heads=24,
+              feedforward_channels=8192),
 }
+ARCH_SETTINGS['small'] = ARCH_SETTINGS['s']
+ARCH_SETTINGS['giant'] = ARCH_SETTINGS['g']
 ARCH_SETTINGS['base'] = ARCH_SETTINGS['b']
 ARCH_SETTINGS['large'] = ARCH_SETTINGS['l']
 ARCH_SETTINGS['huge'] = ARCH_SETTINGS['h']
@@ -60,10 +74,12 @@ def resolve_arch(arch: Union[str, dict]) -> Dict[str, int]:
     return out
 
 
-def add_to_slot(x: Tensor, r: Tensor) -> Tensor:
-    """x (B, T, C) plus r at the prompt slot, positions 1..N: r (N, C) is
-    the same for every sample, r (B, N, C) one per sample."""
-    return x + F.pad(r.to(x.dtype), (0, 0, 1, x.shape[1] - 1 - r.shape[-2]))
+def add_to_slot(x: Tensor, r: Tensor, start: int = 1) -> Tensor:
+    """x (B, T, C) plus r at the prompt slot, positions start..start+N-1
+    (start: the prefix tokens, cls + registers): r (N, C) is the same for
+    every sample, r (B, N, C) one per sample."""
+    return x + F.pad(r.to(x.dtype),
+                     (0, 0, start, x.shape[1] - start - r.shape[-2]))
 
 
 #: Residuals a method may add at the prompt slot of a block (EXPRESS):
@@ -91,8 +107,10 @@ class Attention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True,
-                 attn_drop: float = 0., proj_drop: float = 0.):
+                 attn_drop: float = 0., proj_drop: float = 0.,
+                 slot_start: int = 1):
         super().__init__()
+        self.slot_start = slot_start  # where the prompt slot begins
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
@@ -109,7 +127,7 @@ class Attention(nn.Module):
         b, t, c = x.shape
         qkv = self.qkv(x)
         if residuals is not None:  # (N, 3D) after the qkv projection
-            qkv = add_to_slot(qkv, residuals[0])
+            qkv = add_to_slot(qkv, residuals[0], self.slot_start)
         qkv = qkv.reshape(b, t, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, T, hd) each
         if q_scale is not None:
@@ -138,12 +156,14 @@ class Attention(nn.Module):
                     row = logits.softmax(dim=-1)[:, :, 0]
         out = self.proj(out.transpose(1, 2).reshape(b, t, c))
         if residuals is not None:  # (N, D) after the output projection
-            out = add_to_slot(out, residuals[1])
+            out = add_to_slot(out, residuals[1], self.slot_start)
         return self.proj_drop(out), row
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm1(x)), then + mlp(norm2(x)).
+    """Pre-norm transformer block: x + ls1(attn(norm1(x))), then
+    + ls2(mlp(norm2(x))); ``ls1``/``ls2`` are LayerScale when
+    ``layer_scale_init`` is a number, else identities.
 
     Returns (x (B, T, D), cls_attn (B, heads, T) or None). ``residuals``
     (:data:`SlotResiduals`, each (N, C) or (B, N, C)) are added at the
@@ -154,13 +174,23 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int,
                  qkv_bias: bool = True, drop: float = 0.,
                  attn_drop: float = 0., drop_path: float = 0.,
-                 norm_eps: float = 1e-6):
+                 norm_eps: float = 1e-6,
+                 layer_scale_init: Optional[float] = None,
+                 act_layer: str = 'gelu', mlp_type: str = 'mlp',
+                 slot_start: int = 1):
         super().__init__()
+        self.slot_start = slot_start
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop,
+                              slot_start)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, mlp_hidden, drop)
+        self.mlp = Mlp(dim, mlp_hidden, drop, act_layer, mlp_type)
+        scaled = layer_scale_init is not None
+        self.ls1 = LayerScale(dim, layer_scale_init) if scaled else \
+            nn.Identity()
+        self.ls2 = LayerScale(dim, layer_scale_init) if scaled else \
+            nn.Identity()
 
     def forward(self, x: Tensor, q_scale: Optional[Tensor] = None,
                 cls_attn: bool = False, explicit: bool = False,
@@ -169,12 +199,12 @@ class Block(nn.Module):
                 ) -> Tuple[Tensor, Optional[Tensor]]:
         h = self.norm1(x)
         if residuals is not None:
-            h = add_to_slot(h, residuals[0])
+            h = add_to_slot(h, residuals[0], self.slot_start)
             residuals = residuals[1:]
         a, row = self.attn(h, q_scale, cls_attn, explicit, residuals,
                            attn_mask)
-        x = x + self.drop_path(a)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.ls1(a))
+        x = x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
         return x, row
 
 
@@ -182,10 +212,11 @@ class AttentionRecord:
     """What :meth:`ViTEncoder.record_attention` collects in a forward.
 
     ``cls_attn[l]``: (B, heads, T), the softmax attention of block l's cls
-    query over its T = 1 + N + M keys (the row AR ranks with, detached);
-    ``ar_indices[l]``: (B, k), the patches AR reinforced after block l, most
-    salient first (PromptedViT with ``ar_mode='topk'``). Another forward
-    inside the same ``with`` overwrites them.
+    query over its T = 1 + R + N + M keys (the row AR ranks with, detached);
+    ``ar_indices[l]``: (B, k), the patches AR reinforced after block l
+    (indices into the M patch tokens), most salient first (PromptedViT with
+    ``ar_mode='topk'``). Another forward inside the same ``with``
+    overwrites them.
     """
 
     def __init__(self):
@@ -208,7 +239,22 @@ class ViTEncoder(nn.Module):
         final_norm: apply the final LayerNorm to the last block's output.
         with_cp: activation checkpointing of the blocks while training.
         patch_bias: bias in the patch embedding (timm: yes; mmseg's ViT
-            defaults to none).
+            defaults to none; CLIP: none).
+        num_reg_tokens: register tokens after cls (DINOv2-reg: 4); the
+            prompt slot comes after them.
+        no_embed_class: the position embedding covers the patches only (cls
+            and registers get none; timm's DINOv2-reg), else it has a
+            position for each prefix token too.
+        layer_scale_init: LayerScale in every block starting at this value
+            (DINOv2: 1e-5); None: no LayerScale.
+        pre_norm: a LayerNorm (``norm_pre``) on the embedded tokens before
+            block 0 (CLIP's ``ln_pre``).
+        act_layer: the MLP activation, ``'gelu'``, ``'quick_gelu'``
+            (OpenAI's CLIP) or ``'silu'`` (SwiGLU).
+        mlp_type: ``'mlp'`` or ``'swiglu'`` (DINOv2 ViT-g;
+            :class:`~.layers.Mlp`).
+        pos_interp: how the position embedding is resampled to another grid
+            (:data:`~.layers.POS_INTERP_MODES`; DINOv2: ``'dinov2'``).
     """
 
     #: Number of tokens in the prompt slot (0: plain ViT).
@@ -217,10 +263,20 @@ class ViTEncoder(nn.Module):
     attention_record: Optional[AttentionRecord] = None
 
     @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the prompt slot: cls and the registers."""
+        return 1 + self.num_reg_tokens
+
+    @property
     def num_extra_tokens(self) -> int:
-        """Tokens before the patches (cls + prompt slot), the attribute of
-        mmpretrain's ViTs that its tools (``vis_cam``) read."""
-        return 1 + self.num_prompt_tokens
+        """Tokens before the patches (cls + registers + prompt slot), the
+        attribute of mmpretrain's ViTs that its tools (``vis_cam``) read."""
+        return self.num_prefix_tokens + self.num_prompt_tokens
+
+    @property
+    def num_pos_prefix(self) -> int:
+        """Positions of the position embedding before the patch grid."""
+        return 0 if self.no_embed_class else self.num_prefix_tokens
 
     @contextmanager
     def record_attention(self) -> Iterator[AttentionRecord]:
@@ -246,8 +302,31 @@ class ViTEncoder(nn.Module):
                  norm_eps: float = 1e-6,
                  final_norm: bool = True,
                  with_cp: bool = False,
-                 patch_bias: bool = True):
+                 patch_bias: bool = True,
+                 num_reg_tokens: int = 0,
+                 no_embed_class: bool = False,
+                 layer_scale_init: Optional[float] = None,
+                 pre_norm: bool = False,
+                 act_layer: str = 'gelu',
+                 mlp_type: str = 'mlp',
+                 pos_interp: str = 'bicubic'):
         super().__init__()
+        if not isinstance(num_reg_tokens, int) or num_reg_tokens < 0:
+            raise ValueError(f'num_reg_tokens must be an int >= 0, got '
+                             f'{num_reg_tokens!r}')
+        if pos_interp not in POS_INTERP_MODES:
+            raise ValueError(f'pos_interp={pos_interp!r}; allowed: '
+                             f'{POS_INTERP_MODES}')
+        if layer_scale_init is not None and not isinstance(
+                layer_scale_init, (int, float)):
+            raise ValueError(f'layer_scale_init must be a number or None, '
+                             f'got {layer_scale_init!r}')
+        self.num_reg_tokens = num_reg_tokens
+        self.no_embed_class = bool(no_embed_class)
+        self.layer_scale_init = layer_scale_init
+        self.pre_norm = bool(pre_norm)
+        self.act_layer, self.mlp_type = act_layer, mlp_type
+        self.pos_interp = pos_interp
         a = resolve_arch(arch)
         self.embed_dims = d = a['embed_dims']
         self.num_layers = a['num_layers']
@@ -265,13 +344,23 @@ class ViTEncoder(nn.Module):
 
         self.patch_embed = PatchEmbed(patch_size, in_channels, d, patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.num_patches, d))
+        if num_reg_tokens:
+            self.reg_token = nn.Parameter(torch.zeros(1, num_reg_tokens, d))
+        else:
+            self.register_parameter('reg_token', None)
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, self.num_pos_prefix + self.num_patches, d))
         self.pos_drop = nn.Dropout(drop_rate)
+        # CLIP's ln_pre; an identity (no tensors) otherwise
+        self.norm_pre = nn.LayerNorm(d, eps=norm_eps) if pre_norm else \
+            nn.Identity()
         dpr = [drop_path_rate * i / max(self.num_layers - 1, 1)
                for i in range(self.num_layers)]
         self.blocks = nn.ModuleList([
             Block(d, self.num_heads, a['feedforward_channels'], qkv_bias,
-                  drop_rate, attn_drop_rate, dpr[i], norm_eps)
+                  drop_rate, attn_drop_rate, dpr[i], norm_eps,
+                  layer_scale_init, act_layer, mlp_type,
+                  self.num_prefix_tokens)
             for i in range(self.num_layers)
         ])
         # Kept even when final_norm=False so that checkpoints load whole.
@@ -283,6 +372,8 @@ class ViTEncoder(nn.Module):
         """Random init as timm's ViT (used when no checkpoint is given)."""
         nn.init.trunc_normal_(self.pos_embed, std=.02)
         nn.init.normal_(self.cls_token, std=1e-6)
+        if self.reg_token is not None:
+            nn.init.normal_(self.reg_token, std=1e-6)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=.02)
@@ -300,26 +391,31 @@ class ViTEncoder(nn.Module):
         """Names of the pretrained ViT's tensors (what a checkpoint gives)."""
         return [k for k in ViTEncoder.state_dict(self).keys()
                 if k.split('.')[0] in ('patch_embed', 'cls_token',
-                                       'pos_embed', 'blocks', 'norm')]
+                                       'reg_token', 'pos_embed', 'norm_pre',
+                                       'blocks', 'norm')]
 
     def fit_encoder_state_dict(self, sd: Dict[str, Tensor],
                                source: str = 'state dict'
                                ) -> Tuple[str, Dict[str, Tensor],
                                           Dict[str, Tensor]]:
-        """The pretrained ViT of ``sd`` (a timm, mmseg or mmpretrain
-        layout, :mod:`.checkpoint`) in this encoder's names: (layout, the
+        """The pretrained ViT of ``sd`` (a timm, mmseg, mmpretrain, DINOv2
+        or CLIP layout, :mod:`.checkpoint`; of this encoder's architecture
+        family, else :class:`~.checkpoint.ArchitectureMismatchError`) in
+        this encoder's names: (layout, the
         renamed state dict, exactly the encoder's tensors, the position
         embedding resampled to this grid). What
         :func:`~.checkpoint.load_encoder_weights` calls."""
         layout = detect_layout(sd)
         timm_sd = convert_to_timm(sd, layout)
+        check_architecture(self, timm_sd, layout, source)
         return layout, timm_sd, fit_state_dict(
             self, timm_sd, source=f'{source} ({layout} layout)')
 
     def frozen_modules(self) -> Tuple[nn.Module, ...]:
         """The modules of the pretrained ViT that a frozen encoder keeps in
         eval mode while training (no dropout, no drop path)."""
-        return (self.patch_embed, self.pos_drop, self.blocks, self.norm)
+        return (self.patch_embed, self.pos_drop, self.norm_pre, self.blocks,
+                self.norm)
 
     def bias_tuned(self, name: str) -> bool:
         """Whether bias tuning trains the encoder parameter ``name``: the
@@ -329,8 +425,8 @@ class ViTEncoder(nn.Module):
 
     # ----------------------------------------------------------------- hooks
     def enter_block(self, layer: int, x: Tensor, ctx) -> Tensor:
-        """Tokens block ``layer`` receives. x: (B, 1+[N]+M, D); before block
-        0 it has no prompt slot yet. Default: unchanged."""
+        """Tokens block ``layer`` receives. x: (B, 1+R+[N]+M, D); before
+        block 0 it has no prompt slot yet. Default: unchanged."""
         return x
 
     def exit_block(self, layer: int, x_in: Tensor, x_out: Tensor,
@@ -364,15 +460,29 @@ class ViTEncoder(nn.Module):
         return None
 
     # --------------------------------------------------------------- forward
+    def resized_pos_embed(self, hw: Tuple[int, int],
+                          pos: Optional[Tensor] = None) -> Tensor:
+        """The position embedding ``pos`` (default this encoder's, made for
+        ``grid_size``) resampled to the patch grid ``hw`` by
+        ``pos_interp``: (1, num_pos_prefix + h*w, D)."""
+        pos = self.pos_embed if pos is None else pos
+        return resize_pos_embed(pos, self.grid_size, hw, self.num_pos_prefix,
+                                self.pos_interp)
+
     def embed(self, img: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """(B, C, H, W) -> ([cls, patches] + pos (B, 1+M, D), (h, w))."""
+        """(B, C, H, W) -> (norm_pre([cls, registers, patches] + pos)
+        (B, 1+R+M, D), (h, w)); with ``no_embed_class`` only the patches
+        get positions (timm's ``_pos_embed``)."""
         x, hw = self.patch_embed(img)
-        pos = self.pos_embed
-        if hw != self.grid_size:
-            pos = resize_pos_embed(pos, self.grid_size, hw)
-        cls = self.cls_token.expand(x.shape[0], -1, -1)
-        x = torch.cat([cls, x], dim=1) + pos
-        return self.pos_drop(x), hw
+        pos = self.resized_pos_embed(hw)
+        prefix = [self.cls_token.expand(x.shape[0], -1, -1)]
+        if self.reg_token is not None:
+            prefix.append(self.reg_token.expand(x.shape[0], -1, -1))
+        if self.no_embed_class:
+            x = torch.cat(prefix + [x + pos], dim=1)
+        else:
+            x = torch.cat(prefix + [x], dim=1) + pos
+        return self.norm_pre(self.pos_drop(x)), hw
 
     def _run_block(self, layer: int, x: Tensor, ctx=None, hooks=None):
         hooks = self if hooks is None else hooks
@@ -388,7 +498,8 @@ class ViTEncoder(nn.Module):
 
     def run_blocks(self, x: Tensor, ctx, keep: Sequence[int],
                    hooks=None) -> Dict[int, Tensor]:
-        """The one loop over the blocks. x: [cls, patches] (B, 1+M, D) from
+        """The one loop over the blocks. x: [cls, registers, patches]
+        (B, 1+R+M, D) from
         :meth:`embed`; returns the raw output (B, T, D) of every block in
         ``keep`` (no final norm), stopping after the last of them.
 
@@ -439,7 +550,7 @@ class ViTEncoder(nn.Module):
         """What :meth:`forward` returns, from the raw block outputs of
         :meth:`run_blocks` and the patch grid ``hw``: patch-token maps
         (B, D, h, w) of the ``out_indices`` blocks."""
-        n = 1 + self.num_prompt_tokens
+        n = self.num_extra_tokens
         return tuple(
             o[:, n:].transpose(1, 2).reshape(o.shape[0], -1, *hw)
             for o in self.output_tokens(raw))

@@ -1,5 +1,7 @@
 """The protocol's recipes and methods: VPT's seeds and grids, the
-reference code's optimizer / batch / warm-up per recipe (``RECIPES``), the
+reference code's optimizer / batch / warm-up per recipe (``RECIPES``), GaPT's
+per-task choices (its paper's Table 5, ``GAPT_TABLE5``: batch, N, gate init
+and the lr of ``final --paper-lr``), the
 variants of the per-task iVPT configs (``METHODS``), and turning a task
 config into a method's (:func:`apply_method`, :func:`load_task_config`),
 its (lr, wd) grid and splits. docs/reproduction.md lists every setting
@@ -19,7 +21,7 @@ batch, as VPT's ``DATA.BATCH_SIZE``: the lr is scaled by it
 import copy
 import functools
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..engine.config_repair import apply_cfg_options
 from .errors import MethodError
@@ -33,6 +35,60 @@ VPT_WDS = (0.01, 1e-3, 1e-4, 0.)
 PROMPT_LRS = (50., 25., 10., 5., 2.5, 1., 0.5, 0.25, 0.1, 0.05)
 #: VPT's 'finetune' base-lr grid (scaled by batch / 256).
 FINETUNE_LRS = (0.005, 0.001, 0.0005, 0.0001)
+#: GaPT's lr grid (GaPT paper, appendix A.2: "the learning rate was
+#: searched among {0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0}"), used as given.
+GAPT_LRS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class GaptSetting(NamedTuple):
+    """One cell group of GaPT's Table 5: what the paper selected for a task
+    and self-supervised ViT-B/16."""
+    batch: int  #: BS
+    num_prompts: int  #: # OF PTS
+    lr: float  #: LR, as the optimizer gets it
+    gate_init: float  #: GATE INIT. (the gate logits start at -gate_init)
+
+
+def _rows(**rows) -> Dict[str, GaptSetting]:
+    return {task: GaptSetting(*row) for task, row in rows.items()}
+
+
+#: GaPT paper Table 5 ("Selected hyper-parameters of our method for each
+#: downstream task and SSL method"), ssl -> task -> (BS, # of PTs, LR, gate
+#: init), in the table's row order, under this toolbox's task names
+#: (KITTI-DIST: kitti, RETINOPATHY: diabetic_retinopathy, FLOWERS102: VTAB's
+#: oxford_flowers102, FLOWERS: FGVC's oxford_flowers). ``ade20k``: the
+#: configs/gapt_ade20k/ configs.
+GAPT_TABLE5: Dict[str, Dict[str, GaptSetting]] = {
+    'mae': _rows(
+        caltech101=(128, 1, 0.5, 5), cifar=(128, 1, 0.25, 5),
+        clevr_dist=(128, 1, 0.1, 15), clevr_count=(128, 1, 0.05, 15),
+        diabetic_retinopathy=(128, 5, 0.05, 10), dmlab=(128, 1, 0.1, 5),
+        dsprites_ori=(128, 1, 0.05, 5), dsprites_loc=(128, 1, 0.1, 5),
+        dtd=(128, 1, 0.25, 1), eurosat=(128, 5, 0.1, 1),
+        kitti=(128, 5, 0.1, 7), oxford_flowers102=(128, 1, 0.25, 5),
+        oxford_iiit_pet=(128, 1, 0.5, 10), patch_camelyon=(128, 1, 0.05, 5),
+        resisc45=(128, 10, 0.25, 5), smallnorb_azi=(128, 1, 0.1, 20),
+        smallnorb_ele=(128, 1, 0.05, 10), sun397=(128, 1, 0.5, 10),
+        svhn=(128, 1, 0.1, 10), cub=(64, 100, 0.1, 5),
+        oxford_flowers=(64, 100, 0.1, 15), stanford_cars=(64, 100, 0.25, 5),
+        stanford_dogs=(64, 100, 0.5, 15), nabirds=(64, 100, 0.5, 5),
+        ade20k=(16, 100, 0.001, 10)),
+    'mocov3': _rows(
+        caltech101=(128, 10, 2.5, 4), cifar=(128, 10, 1., 15),
+        clevr_dist=(128, 5, 1., 10), clevr_count=(128, 5, 0.5, 5),
+        diabetic_retinopathy=(128, 5, 0.5, 5), dmlab=(128, 1, 1., 5),
+        dsprites_ori=(128, 5, 0.5, 5), dsprites_loc=(128, 5, 0.5, 5),
+        dtd=(128, 10, 1., 5), eurosat=(128, 10, 1., 5),
+        kitti=(128, 5, 1., 5), oxford_flowers102=(128, 5, 1., 7),
+        oxford_iiit_pet=(64, 100, 1., 1), patch_camelyon=(128, 1, 1., 10),
+        resisc45=(64, 100, 1., 7), smallnorb_azi=(128, 10, 0.5, 3),
+        smallnorb_ele=(128, 5, 0.5, 4), sun397=(128, 1, 1., 4),
+        svhn=(128, 5, 1., 10), cub=(64, 100, 1., 5),
+        oxford_flowers=(64, 100, 1., 10), stanford_cars=(64, 100, 0.5, 5),
+        stanford_dogs=(64, 100, 0.5, 10), nabirds=(64, 100, 1., 5),
+        ade20k=(16, 100, 0.001, 10)),
+}
 
 #: recipe name -> optimizer, grids, batch and warm-up of the reference;
 #: ``default``: the (base lr, wd) a config of the method carries outside the
@@ -55,12 +111,12 @@ RECIPES: Dict[str, dict] = {
                      no_decay=('bias', ), lrs=FINETUNE_LRS, wds=VPT_WDS,
                      scale_lr=True, batch_size=384, warmup_epochs=5,
                      default=(0.001, 1e-4)),
-    # GaPT run.sh: weight decay 0, the lr used as given (train.py does not
-    # scale it), batch 64 (README example); no tune script ships, so the lr
-    # is swept over VPT's prompt grid, unscaled
+    # GaPT: SGD (paper appendix A.2), weight decay 0 and the lr used as
+    # given (run.sh; train.py does not scale it), the paper's lr grid;
+    # batch, N, gate init and the selected lr per task: GAPT_TABLE5
     'gapt': dict(optimizer=dict(type='SGD', momentum=0.9), no_decay=(),
-                 lrs=PROMPT_LRS, wds=(0., ), scale_lr=False, batch_size=64,
-                 warmup_epochs=10, default=(0.1, 0.)),
+                 lrs=GAPT_LRS, wds=(0., ), scale_lr=False, batch_size=None,
+                 warmup_epochs=10, default=None),
 }
 
 #: VPT-deep's prompt length per task (the VPT paper's per-task choice;
@@ -87,15 +143,21 @@ SSL = {
 
 _OFF = dict(dynamic_aggregation=False, ar_tokens=0)
 _VPT_DEEP = dict(prompt_structure='deep', **_OFF)
-_GAPT = dict(type='GatedViT', num_prompts=100, gate_init=5.,
-             learn_temperature=True, prompt_dropout=0.1)
+# GaPT run.sh: shallow prompts, prompt dropout 0.1, learnable temperatures
+# (N and gate init per task: GAPT_TABLE5)
+_GAPT = dict(type='GatedViT', learn_temperature=True, prompt_dropout=0.1)
+#: EXPRESS's prompt length on every task: the N whose mean trainable
+#: parameters over VTAB-1k (61·N·D + heads) come closest to the 0.98M of
+#: iVPT Table 1 (20: 0.975M; docs/design.md, "EXPRESS's budget")
+EXPRESS_TOKENS = 20
 
 
 def _m(recipe: str, backbone: Optional[dict] = None, vpt_tokens=False,
-       ssl: Optional[str] = None, replace_backbone=False) -> dict:
+       ssl: Optional[str] = None, replace_backbone=False,
+       table5=False) -> dict:
     return dict(recipe=recipe, backbone=backbone or {},
                 vpt_tokens=vpt_tokens, ssl=ssl,
-                replace_backbone=replace_backbone)
+                replace_backbone=replace_backbone, table5=table5)
 
 
 #: method name -> recipe and backbone overrides of the iVPT task config.
@@ -106,7 +168,8 @@ METHODS: Dict[str, dict] = {
     'cdc': _m('prompt', dict(_OFF)),
     'vanilla_cdc': _m('prompt', dict(prompt_structure='vanilla_cdc', **_OFF)),
     'provp': _m('prompt', dict(prompt_structure='provp', **_OFF)),
-    'express': _m('prompt', dict(prompt_structure='express', **_OFF)),
+    'express': _m('prompt', dict(prompt_structure='express',
+                                 num_prompts=EXPRESS_TOKENS, **_OFF)),
     'vpt_deep': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True),
     # demo.ipynb: "we don't use dropout for VPT-shallow"
     'vpt_shallow': _m('prompt', dict(prompt_structure='shallow',
@@ -124,10 +187,12 @@ METHODS: Dict[str, dict] = {
                        ssl='mae'),
     'vpt_deep_mocov3': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True,
                           ssl='mocov3'),
-    # GaPT as its code runs it (gate init 5 and N = 100: README's command)
-    'gapt_mae': _m('gapt', dict(_GAPT), ssl='mae', replace_backbone=True),
+    # GaPT as its paper ran it: batch, N, gate init (and the lr of
+    # `final --paper-lr`) per task from its Table 5, the rest from its code
+    'gapt_mae': _m('gapt', dict(_GAPT), ssl='mae', replace_backbone=True,
+                   table5=True),
     'gapt_mocov3': _m('gapt', dict(_GAPT), ssl='mocov3',
-                      replace_backbone=True),
+                      replace_backbone=True, table5=True),
 }
 #: backbone keys a GaPT backbone takes over from the iVPT task config
 _SHARED = ('arch', 'img_size', 'patch_size', 'out_type', 'final_norm',
@@ -136,6 +201,43 @@ _SHARED = ('arch', 'img_size', 'patch_size', 'out_type', 'final_norm',
 
 def recipe_of(method: str) -> dict:
     return RECIPES[_method(method)['recipe']]
+
+
+def gapt_setting(method: str, cfg) -> Optional[GaptSetting]:
+    """GaPT Table 5's batch, N, lr and gate init for ``method`` on the task
+    of ``cfg`` (its place in the protocol's table); None for a method that
+    does not take its recipe from Table 5."""
+    m = _method(method)
+    if not m['table5']:
+        return None
+    bench = locate(cfg).benchmark
+    return GAPT_TABLE5[m['ssl']][task_of(cfg, bench)]
+
+
+def paper_lr(method: str, cfg) -> Tuple[float, float]:
+    """(lr, wd) the method's paper selected for the task of ``cfg``, as the
+    optimizer gets them (``final --paper-lr``): GaPT Table 5's lr, weight
+    decay 0. A method whose paper gives no per-task lr is a
+    :class:`MethodError`."""
+    row = gapt_setting(method, cfg)
+    if row is None:
+        raise MethodError(
+            f'method={method!r} has no per-task lr of its paper; --paper-lr '
+            'needs one of ' + ', '.join(k for k, v in METHODS.items()
+                                        if v['table5']) +
+            ' (GaPT Table 5); run `sweep` or pass --lr', config=cfg.filename)
+    return row.lr, recipe_of(method)['wds'][0]
+
+
+def task_settings(cfg, method: str) -> str:
+    """The per-task part of a method's recipe, as ``--dry-run`` prints it
+    (empty where the recipe is the same for every task)."""
+    row = gapt_setting(method, cfg)
+    if row is None:
+        return ''
+    return (f'GaPT Table 5 for {task_of(cfg)}: batch {row.batch}, N '
+            f'{row.num_prompts}, gate init {row.gate_init:g}, lr '
+            f'{row.lr:g}, wd 0')
 
 
 def _method(method: str) -> dict:
@@ -152,9 +254,10 @@ def apply_method(cfg, method: str):
     self-supervised ViT-B/16 files), they are the config's place in the
     protocol's table (:func:`~mmseg_ivpt.protocol.tasks.locate`)."""
     m = _method(method)
+    where = locate(cfg)  # a task config of the table (UnlistedConfigError)
     bb = cfg.model.backbone
     if m['ssl']:
-        backbone = locate(cfg).backbone
+        backbone = where.backbone
         if backbone != 'vitb16':
             raise MethodError(
                 f'method={method!r} runs on the self-supervised ViT-B/16 '
@@ -171,6 +274,10 @@ def apply_method(cfg, method: str):
     if m['vpt_tokens']:
         bench = locate(cfg).benchmark
         over['num_prompts'] = VPT_TOKENS[bench][task_of(cfg, bench)]
+    row = gapt_setting(method, cfg)
+    if row is not None:
+        over.update(num_prompts=row.num_prompts,
+                    gate_init=float(row.gate_init))
     if m['ssl']:
         ssl = SSL[m['ssl']]
         over['out_type'] = ssl['out_type']
@@ -185,18 +292,25 @@ def apply_method(cfg, method: str):
         cfg.model.backbone = new
     else:
         bb.update(over)
-    _apply_recipe(cfg, RECIPES[m['recipe']])
+    if row is None:
+        _apply_recipe(cfg, RECIPES[m['recipe']])
+    else:  # Table 5's batch, and its lr as the config's one point
+        _apply_recipe(cfg, RECIPES[m['recipe']], row.batch, (row.lr, 0.))
     return cfg
 
 
-def _apply_recipe(cfg, recipe: dict) -> None:
-    base_lr, wd = recipe['default']
-    scale = recipe['batch_size'] / 256 if recipe['scale_lr'] else 1.
+def _apply_recipe(cfg, recipe: dict, batch: Optional[int] = None,
+                  default: Optional[Tuple[float, float]] = None) -> None:
+    """The recipe's optimizer, no-decay keys, batch and warm-up; ``batch``
+    and ``default`` (base lr, wd) where the recipe has them per task."""
+    batch = batch or recipe['batch_size']
+    base_lr, wd = default or recipe['default']
+    scale = batch / 256 if recipe['scale_lr'] else 1.
     cfg.optim_wrapper.optimizer = dict(recipe['optimizer'], lr=base_lr * scale,
                                        weight_decay=wd)
     cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={
         k: dict(decay_mult=0.) for k in recipe['no_decay']})
-    cfg.train_dataloader.batch_size = recipe['batch_size']
+    cfg.train_dataloader.batch_size = batch
     warm, total = recipe['warmup_epochs'], cfg.train_cfg.max_epochs
     linear, cosine = cfg.param_scheduler  # the base config's, per epoch
     linear.end, cosine.begin = warm + 1, warm  # LinearLR ends at end - 1

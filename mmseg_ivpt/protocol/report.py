@@ -8,7 +8,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from .paper import VTAB_GROUPS, paper_row
-from .tasks import ROOT
+from .tasks import NO_PAPER_BACKBONES, ROOT
 
 #: option keys that say where the data are, not what the recipe is
 LOCATION_KEYS = ('data_root', )
@@ -107,6 +107,11 @@ def report(results: Dict[str, dict], bench: str, method: str,
     mp = sum(counted) / len(counted) / 1e6 if counted else None
     rows.append(f'| **mean params (M)** | {_fmt(mp, 3)} | | | '
                 f'{_fmt(ref.params, 2)} | |')
+    if backbone in NO_PAPER_BACKBONES:
+        rows += ['', f'No paper reports {method} on '
+                 f'{NO_PAPER_BACKBONES[backbone]} ({backbone}): there are no '
+                 'paper numbers to set beside ours (the paper column is '
+                 'empty; docs/encoders.md).']
     if notes:
         rows += ['', "Marked rows ran another recipe than the paper's; their "
                  "numbers are not the paper's setting:"]

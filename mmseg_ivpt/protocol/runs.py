@@ -4,7 +4,8 @@ from its last checkpoint, one of another config refused), started through
 the module entry point :mod:`mmseg_ivpt.engine.train` (``--gpus N``: under
 ``torch.distributed.run``, the total batch split over the N processes), its
 top-1 read from what it logged and written to ``result.json`` with what the
-run was (:func:`run_training`'s ``record``).
+run was (:func:`run_training`'s ``record``). What a run folder holds and
+says: :mod:`.folder`; running many runs at once: :mod:`.launch`.
 """
 import copy
 import glob
@@ -18,10 +19,15 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .errors import BatchError, RunConflictError
+from .errors import BatchError
+from .folder import (RESULT, STARTED, check_folder, finished_result,
+                     last_accuracy, train_in, write_json)
 from .tasks import ROOT
 
-RESULT = 'result.json'
+__all__ = ['RESULT', 'config_digest', 'grid_digest', 'split_batch',
+           'finished_result', 'prepare_run', 'run_training',
+           'finished_runs', 'TRAIN_MODULE', 'train_command', 'train_env',
+           'last_accuracy', 'Progress', 'timed', 'summarise_seeds']
 
 
 def config_digest(cfg) -> str:
@@ -55,59 +61,40 @@ def split_batch(cfg, gpus: int):
     return cfg
 
 
-def finished_result(work_dir: str, digest: str) -> Optional[float]:
-    """The top-1 of a finished run of this exact config, else None. A run
-    of another config in ``work_dir`` is an error (never overwritten)."""
-    path = osp.join(work_dir, RESULT)
-    if not osp.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            res = json.load(f)
-        top1, got = float(res['top1']), res['config_digest']
-    except (ValueError, KeyError, TypeError):
-        return None  # damaged: run again
-    if got != digest:
-        raise RunConflictError(
-            f'{work_dir} holds a finished run of another config (digest '
-            f'{got}, this one {digest}); remove it or pass another '
-            '--work-root')
-    return top1
+def prepare_run(cfg, work_dir: str, gpus: int = 1,
+                record: Optional[dict] = None) -> str:
+    """Make ``work_dir`` the run of ``cfg`` (:mod:`.folder`): its
+    ``config.py`` (one of ``gpus`` processes' batch, :func:`split_batch`)
+    and ``protocol.json`` (the digest of ``cfg``, which holds the total
+    batch, so a run is the same whatever the number of GPUs; ``record``:
+    what the run is, for its ``result.json``). A run of another config
+    there is a :class:`RunConflictError` (never resumed with this one).
+    Returns the config's path."""
+    digest = config_digest(cfg)
+    check_folder(work_dir, digest)
+    run_cfg = split_batch(cfg, gpus)
+    os.makedirs(work_dir, exist_ok=True)
+    write_json(osp.join(work_dir, STARTED),
+               dict(config_digest=digest, record=record or {}, gpus=gpus))
+    path = osp.join(work_dir, 'config.py')
+    run_cfg.dump(path)
+    return path
 
 
 def run_training(cfg, work_dir: str, gpus: int = 1,
-                 record: Optional[dict] = None) -> float:
-    """Train ``cfg`` in ``work_dir`` (:func:`train_command`, resuming an
-    interrupted run of the same config from its last checkpoint), write
-    ``result.json`` (top-1, the config's digest and ``record``: what the run
-    was), return top-1. ``cfg`` holds the total batch; the config the run
-    keeps is one process's (:func:`split_batch`), its digest ``cfg``'s, so a
-    run is the same whatever the number of GPUs. ``protocol.json`` records
-    the digest when a run starts: an unfinished run of another config is an
-    error, never resumed with this one."""
-    run_cfg = split_batch(cfg, gpus)
-    os.makedirs(work_dir, exist_ok=True)
-    digest = config_digest(cfg)
-    started = osp.join(work_dir, 'protocol.json')
-    if osp.isfile(started):
-        with open(started) as f:
-            got = json.load(f).get('config_digest')
-        if got != digest:
-            raise RunConflictError(
-                f'{work_dir} holds an unfinished run of another config '
-                f'(digest {got}, this one {digest}); remove it or pass '
-                'another --work-root')
-    with open(started, 'w') as f:
-        json.dump(dict(config_digest=digest), f)
-    path = osp.join(work_dir, 'config.py')
-    run_cfg.dump(path)
-    subprocess.run(train_command(path, work_dir, gpus) + ['--resume'],
-                   check=True, env=train_env())
-    top1 = last_accuracy(work_dir)
-    with open(osp.join(work_dir, RESULT), 'w') as f:
-        json.dump(dict(record or {}, top1=top1, config_digest=digest), f,
-                  indent=1)
-    return top1
+                 record: Optional[dict] = None, env=None,
+                 echo: bool = True) -> float:
+    """Train ``cfg`` in ``work_dir`` here (:func:`prepare_run`, then
+    :func:`train_command` resuming an interrupted run of the same config
+    from its last checkpoint, its output in ``train.log``), write
+    ``result.json`` (top-1, the digest, ``record``, seconds); return top-1.
+    A failed training is a :class:`subprocess.CalledProcessError`."""
+    path = prepare_run(cfg, work_dir, gpus, record)
+    cmd = train_command(path, work_dir, gpus) + ['--resume']
+    rc, _ = train_in(work_dir, cmd, env=env or train_env(), echo=echo)
+    if rc:
+        raise subprocess.CalledProcessError(rc, cmd)
+    return last_accuracy(work_dir)
 
 
 def finished_runs(folder: str, digest: str) -> Tuple[Dict[str, dict],
@@ -167,22 +154,6 @@ def train_env() -> Dict[str, str]:
     return env
 
 
-def last_accuracy(work_dir: str) -> float:
-    """The last top-1 accuracy a run logged (its final evaluation)."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    acc = None
-    for f in files:
-        with open(f) as fh:
-            for line in fh:
-                rec = json.loads(line)
-                if 'accuracy/top1' in rec:
-                    acc = rec['accuracy/top1']
-    if acc is None:
-        raise FileNotFoundError(f'{work_dir}: no accuracy/top1 logged')
-    return float(acc)
-
-
 class Progress:
     """One line per run: ``[k/n] what: result (time; ETA for the rest)``,
     the ETA from the mean time of the runs trained in this invocation."""
@@ -191,10 +162,11 @@ class Progress:
         self.total, self.done, self.trained, self.spent = total, 0, 0, 0.
         self.stream = stream or sys.stdout
 
-    def update(self, what: str, result: str, seconds: Optional[float]):
+    def update(self, what: str, result: str, seconds: Optional[float],
+               skipped: str = 'skipped: finished before'):
         self.done += 1
         if seconds is None:
-            tail = 'skipped: finished before'
+            tail = skipped
         else:
             self.trained += 1
             self.spent += seconds

@@ -27,6 +27,16 @@ BACKBONE_CONFIGS: Dict[str, Dict[str, str]] = {
     'vith14': dict(vtab='configs/vtab/**/ivpt_vith14_*.py'),
     'swinb': dict(vtab='configs/vtab/**/ivpt_swinb_*.py',
                   fgvc='configs/fgvc/**/ivpt_swinb_*.py'),
+    # foundation encoders no paper ran (docs/encoders.md)
+    'dinov2-vitb14': dict(vtab='configs/vtab/**/ivpt_dinov2-vitb14_*.py',
+                          fgvc='configs/fgvc/**/ivpt_dinov2-vitb14_*.py'),
+    'clip-vitb16': dict(vtab='configs/vtab/**/ivpt_clip-vitb16_*.py',
+                        fgvc='configs/fgvc/**/ivpt_clip-vitb16_*.py'),
+}
+#: backbones of the table that no paper reports (the report says so)
+NO_PAPER_BACKBONES: Dict[str, str] = {
+    'dinov2-vitb14': 'DINOv2 ViT-B/14',
+    'clip-vitb16': "CLIP ViT-B/16 (OpenAI's image tower)",
 }
 #: the dataset field that names the task, per benchmark (``VTAB1k.task``,
 #: ``FGVC.name``)

@@ -17,6 +17,15 @@ rotated each round; the median step of each), so that the machine's drifts
 hit all methods alike; the peak memory of each method's step alone in a
 fresh child process (``peak_memory``).
 
+``--encoder`` runs the same comparison on the foundation encoders
+(docs/encoders.md): ``dinov2`` / ``dinov2_reg4`` (LayerScale, registers;
+timm's baseline is timm's DINOv2 with N more register tokens, so again
+every model sees 1 + R + N + M tokens) and ``clip`` (norm_pre,
+QuickGELU)::
+
+    python tools/analysis/benchmark_backbone.py --encoder dinov2 --arch l \
+        --patch-size 14 --methods timm vpt_deep cdc_da_ar
+
 Needs only torch and timm (runs on the GPU machine without mm packages)::
 
     python tools/analysis/benchmark_backbone.py --device cpu --batch-size 8
@@ -48,6 +57,19 @@ ensure('torch', 'timm')  # only: no .venv needed where python has it
 
 METHODS = ('timm', 'vpt_shallow', 'vpt_deep', 'cdc', 'cdc_da', 'cdc_da_ar',
            'gapt')
+#: --encoder: (timm VisionTransformer kwargs, register tokens timm adds for
+#: the encoder itself, ViTEncoder kwargs)
+ENCODERS = {
+    'vit': ({}, 0, {}),
+    'dinov2': (dict(init_values=1e-5), 0,
+               dict(layer_scale_init=1e-5, pos_interp='dinov2')),
+    'dinov2_reg4': (dict(init_values=1e-5, no_embed_class=True), 4,
+                    dict(layer_scale_init=1e-5, pos_interp='dinov2',
+                         num_reg_tokens=4, no_embed_class=True)),
+    'clip': (dict(pre_norm=True, act_layer='quick_gelu'), 0,
+             dict(pre_norm=True, patch_bias=False, act_layer='quick_gelu',
+                  pos_interp='bicubic_antialias')),
+}
 
 
 def models_of(checkout):
@@ -74,8 +96,9 @@ def build(name, args, models=None):
     ARCH_SETTINGS, GatedViT, PromptedViT = (
         models.ARCH_SETTINGS, models.GatedViT, models.PromptedViT)
     a = ARCH_SETTINGS[args.arch]
+    timm_kw, timm_regs, enc_kw = ENCODERS[getattr(args, 'encoder', 'vit')]
     common = dict(arch=args.arch, img_size=args.img_size,
-                  patch_size=args.patch_size, out_type='cls_token')
+                  patch_size=args.patch_size, out_type='cls_token', **enc_kw)
     n = args.num_prompts
     if name == 'timm':
         m = timm.models.VisionTransformer(
@@ -83,7 +106,7 @@ def build(name, args, models=None):
             embed_dim=a['embed_dims'], depth=a['num_layers'],
             num_heads=a['num_heads'],
             mlp_ratio=a['feedforward_channels'] / a['embed_dims'],
-            reg_tokens=n, num_classes=0)
+            reg_tokens=n + timm_regs, num_classes=0, **timm_kw)
         for p_name, p in m.named_parameters():
             p.requires_grad_(p_name == 'reg_token')
         m.eval()
@@ -194,6 +217,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--device', default='cpu')
     p.add_argument('--arch', default='b')
+    p.add_argument('--encoder', default='vit', choices=list(ENCODERS),
+                   help='the encoder options (module docstring)')
     p.add_argument('--img-size', type=int, default=224)
     p.add_argument('--patch-size', type=int, default=16)
     p.add_argument('--batch-size', type=int, default=8)
@@ -232,10 +257,10 @@ def main():
         best[name].update(ms=1e3 * s['median'],
                           ms_range=[1e3 * s['min'], 1e3 * s['max']])
     dev = device_name(args.device)
-    print(f'# {args.arch.upper()}/{args.patch_size} at {args.img_size}, '
-          f'batch {args.batch_size}, N={args.num_prompts}, '
+    print(f'# {args.encoder} {args.arch.upper()}/{args.patch_size} at '
+          f'{args.img_size}, batch {args.batch_size}, N={args.num_prompts}, '
           f'k={args.ar_tokens}, amp={args.amp}, device={dev}, '
-          f'torch {torch.__version__}')
+          f'torch {torch.__version__}, {args.iters} rounds')
     print('| method | trainable | fwd+bwd ms | peak MB | time vs vpt_deep |'
           ' time vs timm |')
     print('|---|---:|---:|---:|---:|---:|')

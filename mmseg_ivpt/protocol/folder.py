@@ -1,0 +1,249 @@
+"""A run's work dir and what it says about the run: its config (by digest),
+its state (done / running / pending / failed) and the step that trains it
+and writes its ``result.json``.
+
+The files of a run folder:
+
+* ``config.py``: the config it trains (one process's batch);
+* ``protocol.json``: written when the run is prepared (before it trains or
+  is submitted): the digest of its config, what it is (``record``) and the
+  processes it is split over; a run of another digest is never resumed;
+* ``running.json``: while it trains: host, pid, Slurm job (removed at the
+  end, whatever the end);
+* ``slurm.json``: the Slurm array task it was submitted as;
+* ``train.log``: the output of its trainings (appended to on resume);
+* ``result.json``: once finished: top-1, the digest, the record, seconds.
+
+Standard library only: the Slurm array task (``tools/slurm_protocol.sh``)
+runs this file as a script, ``python folder.py WORK_DIR -- COMMAND...``,
+without the package's imports.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+try:
+    from .errors import RunConflictError
+except ImportError:  # run as a script by the Slurm array task
+    from errors import RunConflictError  # type: ignore
+
+RESULT = 'result.json'
+STARTED = 'protocol.json'
+RUNNING = 'running.json'
+SUBMITTED = 'slurm.json'
+LOG = 'train.log'
+
+
+def read_json(path: str) -> Optional[dict]:
+    """The JSON object in ``path``; None if it is missing or damaged."""
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def write_json(path: str, obj: dict):
+    """Atomically: a reader sees the old file or the new one, never half."""
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def finished_result(work_dir: str, digest: str) -> Optional[float]:
+    """The top-1 of a finished run of this exact config, else None. A run
+    of another config in ``work_dir`` is an error (never overwritten)."""
+    res = read_json(osp.join(work_dir, RESULT))
+    if res is None:
+        return None
+    try:
+        top1, got = float(res['top1']), res['config_digest']
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged: run again
+    if got != digest:
+        raise RunConflictError(
+            f'{work_dir} holds a finished run of another config (digest '
+            f'{got}, this one {digest}); remove it or pass another '
+            '--work-root')
+    return top1
+
+
+def check_folder(work_dir: str, digest: str) -> Optional[float]:
+    """:func:`finished_result`, and an unfinished run of another config
+    (its ``protocol.json``) is a :class:`RunConflictError` too. Writes
+    nothing: the check of every run before any is trained or submitted."""
+    done = finished_result(work_dir, digest)
+    if done is not None:
+        return done
+    started = read_json(osp.join(work_dir, STARTED))
+    got = started and started.get('config_digest')
+    if got and got != digest:
+        raise RunConflictError(
+            f'{work_dir} holds an unfinished run of another config (digest '
+            f'{got}, this one {digest}); remove it or pass another '
+            '--work-root')
+    return None
+
+
+def last_accuracy(work_dir: str) -> float:
+    """The last top-1 accuracy a run logged (its final evaluation)."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    acc = None
+    for f in files:
+        with open(f) as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if 'accuracy/top1' in rec:
+                    acc = rec['accuracy/top1']
+    if acc is None:
+        raise FileNotFoundError(f'{work_dir}: no accuracy/top1 logged')
+    return float(acc)
+
+
+def finish(work_dir: str, seconds: float) -> float:
+    """Write ``result.json`` of a run that trained to its end: its top-1,
+    what ``protocol.json`` says it is, the seconds of its last training."""
+    started = read_json(osp.join(work_dir, STARTED)) or {}
+    top1 = last_accuracy(work_dir)
+    write_json(osp.join(work_dir, RESULT),
+               dict(started.get('record') or {}, top1=top1,
+                    config_digest=started.get('config_digest'),
+                    seconds=round(seconds, 1)))
+    return top1
+
+
+def slurm_task_id(env=None) -> Optional[str]:
+    """``JOB_TASK`` of the Slurm array task this process is, else None."""
+    env = os.environ if env is None else env
+    if env.get('SLURM_ARRAY_JOB_ID') and env.get('SLURM_ARRAY_TASK_ID'):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get('SLURM_JOB_ID')
+
+
+def train_in(work_dir: str, command: Sequence[str], env=None,
+             echo: bool = False) -> Tuple[int, float]:
+    """Run ``command`` (a training of the prepared run in ``work_dir``),
+    its output appended to ``train.log`` (and copied to stdout if
+    ``echo``), ``running.json`` there while it runs; on success write
+    ``result.json`` (:func:`finish`). Returns (exit code, seconds)."""
+    t = time.time()
+    marker = osp.join(work_dir, RUNNING)
+    write_json(marker, dict(host=socket.gethostname(), pid=os.getpid(),
+                            slurm_job=slurm_task_id(), started=t))
+    try:
+        with open(osp.join(work_dir, LOG), 'ab') as log:
+            log.write(f'# {" ".join(command)}\n'.encode())
+            log.flush()
+            if not echo:
+                rc = subprocess.call(list(command), env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+            else:
+                proc = subprocess.Popen(list(command), env=env,
+                                        stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+                for line in proc.stdout:
+                    log.write(line)
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.flush()
+                rc = proc.wait()
+        seconds = time.time() - t
+        if rc == 0:
+            finish(work_dir, seconds)
+        return rc, seconds
+    finally:
+        try:
+            os.remove(marker)
+        except OSError:
+            pass
+
+
+def log_tail(work_dir: str, lines: int = 5) -> List[str]:
+    """The last lines of the run's ``train.log`` (else of mmengine's own
+    log of its newest training)."""
+    logs = [osp.join(work_dir, LOG)] + sorted(
+        glob.glob(osp.join(work_dir, '*', '*.log')), reverse=True)
+    for path in logs:
+        if osp.isfile(path):
+            with open(path, errors='replace') as f:
+                return [line.rstrip('\n') for line in f][-lines:]
+    return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_state(work_dir: str, digest: str,
+              queue: Dict[str, str]) -> Tuple[str, str]:
+    """(state, detail) of the run of config ``digest`` in ``work_dir``:
+    ``done`` (detail: top-1 and time), ``running`` (a live local process or
+    a running Slurm task), ``pending`` (not started, or queued in Slurm),
+    ``failed`` (started and neither finished nor running: interrupted,
+    crashed, cancelled; or a folder of another config). ``queue``: Slurm's
+    ``{job_task: state}`` (:func:`.slurm.queue`), {} without Slurm."""
+    try:
+        done = finished_result(work_dir, digest)
+    except RunConflictError as e:
+        return 'failed', str(e)
+    if done is not None:
+        res = read_json(osp.join(work_dir, RESULT)) or {}
+        secs = res.get('seconds')
+        return 'done', f'top-1 {done:.2f}' + (
+            f' in {secs:.0f}s' if isinstance(secs, (int, float)) else '')
+    running = read_json(osp.join(work_dir, RUNNING))
+    submitted = read_json(osp.join(work_dir, SUBMITTED)) or {}
+    jobs = [j for j in ((running or {}).get('slurm_job'),
+                        submitted.get('job')) if j]
+    job = next((j for j in jobs if j in queue), jobs[0] if jobs else None)
+    in_queue = queue.get(job) if job else None
+    if in_queue in ('RUNNING', 'COMPLETING', 'CONFIGURING'):
+        return 'running', f'Slurm job {job}'
+    if in_queue:  # PENDING, REQUEUED, SUSPENDED...
+        return 'pending', f'Slurm job {job}: {in_queue.lower()}'
+    if running and not running.get('slurm_job') and \
+            running.get('host') == socket.gethostname() and \
+            _alive(int(running.get('pid', 0))):
+        return 'running', f'pid {running["pid"]}'
+    started = read_json(osp.join(work_dir, STARTED))
+    if started and started.get('config_digest') not in (None, digest):
+        return 'failed', f'{work_dir} holds a run of another config'
+    if running or log_tail(work_dir):
+        return 'failed', 'started, not finished, not running' + (
+            f' (Slurm job {job})' if job else '')
+    return 'pending', 'not started' + (f' (Slurm job {job} gone)'
+                                       if job else '')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``folder.py WORK_DIR -- COMMAND...``: :func:`train_in`, its output
+    copied to stdout (the Slurm task's own log)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 3 or argv[1] != '--':
+        print('usage: folder.py WORK_DIR -- COMMAND...', file=sys.stderr)
+        return 2
+    work_dir, command = argv[0], argv[2:]
+    if not osp.isfile(osp.join(work_dir, STARTED)):
+        print(f'folder.py: {work_dir}: not a prepared run (no {STARTED})',
+              file=sys.stderr)
+        return 2
+    rc, _ = train_in(work_dir, command, echo=True)
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main())
