@@ -365,6 +365,19 @@ def test_paper_lr_refuses_a_method_without_table5(runs):
             'needs one of gapt_mae, gapt_mocov3') in msg
 
 
+def test_report_marks_a_paper_lr_final_as_not_swept():
+    """final --paper-lr records run='paper' and no sweep: the report says
+    whose lr it is, not that the user gave one."""
+    from mmseg_ivpt.protocol.report import recipe_notes
+    base = dict(cfg_options={}, config='a.py', task_config='a.py',
+                sweep=None)
+    assert recipe_notes(dict(base, run='paper')) == [
+        "lr and wd of the method's paper for the task (final --paper-lr: "
+        'GaPT Table 5), not chosen by a sweep here']
+    assert recipe_notes(dict(base, run='given')) == [
+        'lr and wd given (final --lr), not chosen by a sweep']
+
+
 def _count_rows(stdout):
     rows = {}
     for line in stdout.splitlines():

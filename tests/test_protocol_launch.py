@@ -101,3 +101,19 @@ def test_each_worker_gets_its_own_gpus(monkeypatch):
     assert gpu_slots(3, 1) == [
         dict(OMP_NUM_THREADS='2', MKL_NUM_THREADS='2', PORT=str(29600 + k))
         for k in range(3)]
+
+
+def test_status_of_paper_lr_finals(tmp_path, capsys):
+    """`status --stage final --paper-lr` lists the final runs that
+    `final --paper-lr` would train (no sweep to wait for); without
+    --paper-lr they wait for the sweep's best.json."""
+    dtd = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_dtd.py')
+    some = ('status', dtd, '--method', 'gapt_mae', '--stage', 'final',
+            '--work-root', str(tmp_path))
+    assert protocol_main(*some, '--paper-lr')[0] == 0
+    out = capsys.readouterr().out
+    assert 'pending  dtd final/seed42  not started' in out
+    assert '5 runs: 0 done, 0 running, 5 pending, 0 failed' in out
+    assert protocol_main(*some)[0] == 0
+    assert 'its final runs wait for the sweep' in capsys.readouterr().out
+    assert not os.listdir(tmp_path)  # status writes nothing

@@ -472,11 +472,11 @@ def main(argv=None):
     seeds.add_argument('--lr', type=float, help='skip the sweep: this lr (as '
                        'the optimizer gets it)')
     seeds.add_argument('--wd', type=float, default=0.)
+    seeds.add_argument('--paper-lr', action='store_true',
+                       help="skip the sweep: each task's lr (and wd) as the "
+                       "method's paper selected it (gapt_*: GaPT Table 5)")
     sub.add_parser('sweep', parents=[common, runs, grid, launchers()])
-    f = sub.add_parser('final', parents=[common, runs, seeds, launchers()])
-    f.add_argument('--paper-lr', action='store_true',
-                   help="skip the sweep: each task's lr (and wd) as the "
-                   "method's paper selected it (gapt_*: GaPT Table 5)")
+    sub.add_parser('final', parents=[common, runs, seeds, launchers()])
     r = sub.add_parser('report', parents=[common])
     r.add_argument('--benchmark', choices=['vtab', 'fgvc'], required=True)
     r.add_argument('--backbone', choices=list(BACKBONE_CONFIGS),
@@ -487,8 +487,7 @@ def main(argv=None):
                         'and an ETA')
     st.add_argument('--stage', choices=['sweep', 'final'], default='sweep',
                     help='whose runs: the sweeps (--lrs, --wds as sweep) or '
-                    'the final runs (--seeds, --lr as final)')
-    st.set_defaults(paper_lr=False)
+                    'the final runs (--seeds, --lr, --paper-lr as final)')
     args = p.parse_args(argv)
     if getattr(args, 'gpus', 1) < 1:
         p.error(f'--gpus must be >= 1, got {args.gpus}')

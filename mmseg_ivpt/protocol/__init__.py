@@ -17,7 +17,10 @@ method to a task config), :mod:`.tasks` (the table of backbones and their
 task configs; a config's benchmark and backbone from its path),
 :mod:`.paper` (the paper's numbers, from ``configs/{vtab,fgvc}/metafile.yml``),
 :mod:`.runs` (one training run: digest, resume, the train command, its
-top-1), :mod:`.report` (ours beside the paper's), :mod:`.errors`.
+top-1), :mod:`.folder` (what a run folder holds and says: done / running /
+pending / failed; the step a Slurm array task runs), :mod:`.launch` (many
+runs at once: the local pool, one Slurm job array, ``status``),
+:mod:`.report` (ours beside the paper's), :mod:`.errors`.
 """
 from .errors import (BatchError, MethodError, PaperTableError,
                      ProtocolError, RunConflictError, UnlistedConfigError)

@@ -45,7 +45,10 @@ def recipe_notes(res: dict) -> List[str]:
                      f'config {_rel(res.get("task_config"))}')
     swept = res.get('sweep')
     grid = (swept or {}).get('grid') or {}
-    if swept is None:
+    if swept is None and res.get('run') == 'paper':
+        notes.append("lr and wd of the method's paper for the task (final "
+                     '--paper-lr: GaPT Table 5), not chosen by a sweep here')
+    elif swept is None:
         notes.append('lr and wd given (final --lr), not chosen by a sweep')
     elif grid.get('covered') is None or grid['covered'] < grid['of']:
         notes.append(f'lr and wd chosen over {grid.get("covered", "?")} of '
