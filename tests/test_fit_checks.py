@@ -4,6 +4,7 @@ test_segmentation_e2e.py, test_classification_e2e.py and test_bank.py):
 heads against the data's classes, val/test task against the train task,
 the annotation check in the pipelines, a checkpoint against the model, a
 trained checkpoint given as init_cfg, and every shipped config passing."""
+import copy
 import glob
 import os.path as osp
 from collections import OrderedDict
@@ -15,8 +16,10 @@ from mmengine.config import Config
 from torch import nn
 
 from mmseg_ivpt.datasets import DataError
-from mmseg_ivpt.engine.checks import (ConfigError, _arm_annotation_check,
-                                      check_checkpoint_fits, check_data_fits)
+from mmseg_ivpt.engine.checks import (ConfigError, check_checkpoint_fits,
+                                      check_data_fits)
+from mmseg_ivpt.engine.config_repair import (arm_annotation_check,
+                                             arm_annotation_checks)
 from mmseg_ivpt.models import CheckpointMismatchError
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -84,8 +87,11 @@ def test_segmentation_tta():
     with pytest.raises(ConfigError, match='decode_head.num_classes=5'):
         check_data_fits(cfg, ('test_dataloader', ))
     cfg.model.module.decode_head.num_classes = 4
-    check_data_fits(cfg, ('test_dataloader', ))
-    check_data_fits(cfg, ('test_dataloader', ))  # idempotent
+    before = copy.deepcopy(cfg.test_dataloader)
+    armed = check_data_fits(cfg, ('test_dataloader', ))
+    assert cfg.test_dataloader == before  # a check changes nothing
+    arm_annotation_checks(armed)
+    arm_annotation_checks(check_data_fits(cfg, ('test_dataloader', )))
     branches = cfg.test_dataloader.dataset.pipeline[1]['transforms']
     names = [[t['type'] for t in b] for b in branches]
     assert names[2:] == [['LoadAnnotations'], ['CheckSegAnnotation'],
@@ -98,8 +104,8 @@ def test_annotation_check_is_put_after_loading_once():
                         dict(type='mmseg.LoadAnnotations'),
                         dict(type='PackSegInputs')])
     check = dict(type='CheckSegAnnotation', num_classes=3)
-    _arm_annotation_check(ds, check)
-    _arm_annotation_check(ds, check)
+    arm_annotation_check(ds, check)
+    arm_annotation_check(ds, check)  # idempotent
     assert [t['type'] for t in ds['pipeline']] == [
         'LoadImageFromFile', 'mmseg.LoadAnnotations', 'CheckSegAnnotation',
         'PackSegInputs']

@@ -7,7 +7,9 @@ outside the classes silently left out of the IoU), naming no file.
 
 ``tools/train.py`` and ``tools/test.py`` put :class:`CheckSegAnnotation`
 after every ``LoadAnnotations`` of the pipelines they run
-(:func:`mmseg_ivpt.engine.checks.check_data_fits`); a config may also list
+(:func:`mmseg_ivpt.engine.checks.check_data_fits` says which, with which
+classes; :func:`mmseg_ivpt.engine.config_repair.arm_annotation_checks`
+puts them in); a config may also list
 it itself.
 """
 from typing import Optional

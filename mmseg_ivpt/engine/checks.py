@@ -23,9 +23,10 @@ class ConfigError(ValueError):
     """A config that cannot run; raised before any work starts."""
 
 
-def check_data(cfg, loaders: Iterable[str]) -> None:
+def check_data(cfg, loaders: Iterable[str]) -> List[Tuple[dict, dict]]:
     """Every dataset of ``loaders`` points at folders / files that exist,
-    and fits the model and the train data (:func:`check_data_fits`)."""
+    and fits the model and the train data (:func:`check_data_fits`, whose
+    annotation checks it returns). Changes nothing in ``cfg``."""
     from ..datasets.tasks import inner_datasets
     loaders = tuple(loaders)
     for loader in loaders:
@@ -54,7 +55,7 @@ def check_data(cfg, loaders: Iterable[str]) -> None:
                     raise ConfigError(
                         f'{where}: {key}={rel!r} not found under data_root '
                         f'{root!r} ({path})')
-    check_data_fits(cfg, loaders)
+    return check_data_fits(cfg, loaders)
 
 
 def _heads(model: dict, keys=('decode_head', 'auxiliary_head', 'head',
@@ -154,20 +155,24 @@ def _same_task_hint(where: str, task) -> str:
     return f'give {where} the data set of train_dataloader.dataset'
 
 
-def check_data_fits(cfg, loaders: Sequence[str]) -> None:
+def check_data_fits(cfg, loaders: Sequence[str]) -> List[Tuple[dict, dict]]:
     """The data of ``loaders`` fit the model and each other: every head's
     ``num_classes`` (and the data preprocessor's) is the number of classes
     of each data set (VTAB-1k / FGVC: its task's; mmseg: its ``metainfo`` /
     ``METAINFO`` classes); each val / test data set is the train data set's
-    task (same VTAB-1k task, FGVC data set, or segmentation classes). Also
-    puts :class:`~mmseg_ivpt.datasets.seg_checks.CheckSegAnnotation` after
-    every ``LoadAnnotations`` of their segmentation pipelines, so a mask of
-    the wrong size or with labels outside the classes is an error naming
-    the file as it loads. Data sets whose classes cannot be known from the
-    config (a folder-per-class ``CustomDataset``) are not checked."""
+    task (same VTAB-1k task, FGVC data set, or segmentation classes). Data
+    sets whose classes cannot be known from the config (a folder-per-class
+    ``CustomDataset``) are not checked.
+
+    Returns, for each segmentation data set checked, (its dataset config,
+    the :class:`~mmseg_ivpt.datasets.seg_checks.CheckSegAnnotation` that
+    checks its masks as they load); :func:`.config_repair.
+    arm_annotation_checks` puts them into the pipelines. Changes nothing in
+    ``cfg``."""
     scope = cfg.get('default_scope')
+    armed: List[Tuple[dict, dict]] = []
     if scope not in ('mmseg', 'mmpretrain'):
-        return
+        return armed
     from ..datasets.tasks import dataset_task, inner_datasets
 
     def tasks_of(loader):
@@ -201,39 +206,12 @@ def check_data_fits(cfg, loaders: Sequence[str]) -> None:
                     f'task ({_same_task_hint(where, other)}), or train on '
                     f'the task you evaluate')
             if scope == 'mmseg':
-                _arm_annotation_check(ds, dict(
+                armed.append((ds, dict(
                     type='CheckSegAnnotation', num_classes=n,
                     ignore_index=(_inner_model(cfg).get('decode_head')
                                   or {}).get('ignore_index', 255),
-                    dataset=where))
-
-
-def _arm_annotation_check(ds: dict, check: dict) -> None:
-    """``check`` right after each ``LoadAnnotations`` of ``ds``'s pipeline,
-    also inside a ``TestTimeAug`` (as a branch list of its own); idempotent
-    (a dumped config run again keeps one check)."""
-    pipeline = ds.get('pipeline')
-    if not isinstance(pipeline, list):
-        return
-    out = []
-    for i, t in enumerate(pipeline):
-        out.append(t)
-        nxt = pipeline[i + 1] if i + 1 < len(pipeline) else None
-        if _type_name(t) == 'LoadAnnotations' and \
-                _type_name(nxt) != 'CheckSegAnnotation':
-            out.append(dict(check))
-        elif _type_name(t) == 'TestTimeAug':
-            branches, new = list(t.get('transforms') or []), []
-            for j, b in enumerate(branches):
-                new.append(b)
-                after = branches[j + 1] if j + 1 < len(branches) else None
-                if isinstance(b, list) and b and all(
-                        _type_name(x) == 'LoadAnnotations' for x in b) and \
-                        not (isinstance(after, list) and after and
-                             _type_name(after[0]) == 'CheckSegAnnotation'):
-                    new.append([dict(check)])
-            t['transforms'] = new
-    ds['pipeline'] = out
+                    dataset=where)))
+    return armed
 
 
 # ------------------------------------------------- the checkpoint vs the model

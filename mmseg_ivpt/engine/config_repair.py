@@ -3,15 +3,16 @@ the same config runs as the user means it: ``--cfg-options`` applied the one
 way every tool applies them (:func:`apply_cfg_options`, :func:`read_config`:
 ``arch`` presets that can take options, options that reach the values a
 config variable was substituted into), CPU-only multi-process training
-(gloo), and mmengine settings PyTorch refuses.
+(gloo), mmengine settings PyTorch refuses, and the annotation checks
+:func:`.checks.check_data` asks for (:func:`arm_annotation_checks`).
 """
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..models.vit import resolve_arch
-from .checks import ConfigError
+from .checks import ConfigError, _type_name
 
 
 def _sync_bn_to_bn(obj) -> int:
@@ -263,3 +264,40 @@ def read_config(path: str, options: Optional[dict] = None):
     cfg = Config.fromfile(path)
     apply_cfg_options(cfg, options)
     return cfg
+
+
+def arm_annotation_check(ds: dict, check: dict) -> None:
+    """``check`` right after each ``LoadAnnotations`` of ``ds``'s pipeline,
+    also inside a ``TestTimeAug`` (as a branch list of its own); idempotent
+    (a dumped config run again keeps one check)."""
+    pipeline = ds.get('pipeline')
+    if not isinstance(pipeline, list):
+        return
+    out = []
+    for i, t in enumerate(pipeline):
+        out.append(t)
+        nxt = pipeline[i + 1] if i + 1 < len(pipeline) else None
+        if _type_name(t) == 'LoadAnnotations' and \
+                _type_name(nxt) != 'CheckSegAnnotation':
+            out.append(dict(check))
+        elif _type_name(t) == 'TestTimeAug':
+            branches, new = list(t.get('transforms') or []), []
+            for j, b in enumerate(branches):
+                new.append(b)
+                after = branches[j + 1] if j + 1 < len(branches) else None
+                if isinstance(b, list) and b and all(
+                        _type_name(x) == 'LoadAnnotations' for x in b) and \
+                        not (isinstance(after, list) and after and
+                             _type_name(after[0]) == 'CheckSegAnnotation'):
+                    new.append([dict(check)])
+            t['transforms'] = new
+    ds['pipeline'] = out
+
+
+def arm_annotation_checks(armed: Iterable[Tuple[dict, dict]]) -> None:
+    """Each (dataset config, check) that :func:`.checks.check_data` returns:
+    the check into that dataset's pipeline (:func:`arm_annotation_check`),
+    so a mask of the wrong size or with labels outside the classes is an
+    error naming the file as it loads."""
+    for ds, check in armed:
+        arm_annotation_check(ds, check)

@@ -11,8 +11,9 @@ import re
 from typing import List, Optional
 
 from .checks import ConfigError, check_data, check_model
-from .config_repair import (add_checksum_hook, fix_persistent_workers,
-                            read_config, setup_cpu_distributed)
+from .config_repair import (add_checksum_hook, arm_annotation_checks,
+                            fix_persistent_workers, read_config,
+                            setup_cpu_distributed)
 
 
 def prepare(cfg, mode: str) -> None:
@@ -22,7 +23,7 @@ def prepare(cfg, mode: str) -> None:
     check_model(cfg.model)
     loaders = ('train_dataloader', 'val_dataloader') if mode == 'train' \
         else ('test_dataloader', )
-    check_data(cfg, loaders)
+    arm_annotation_checks(check_data(cfg, loaders))
     fix_persistent_workers(cfg)
     if mode == 'train':
         import mmseg_ivpt  # noqa: F401  (registers the hook)

@@ -59,13 +59,14 @@ def main():
     from mmengine.registry import DATASETS, init_default_scope
     from PIL import Image
 
+    from mmseg_ivpt.engine.config_repair import arm_annotation_checks
     from mmseg_ivpt.engine.runner import ConfigError, check_data, load_config
     args.launcher, args.work_dir, args.local_rank = 'none', None, 0
     cfg = load_config(args)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     loader = f'{args.split}_dataloader'
     try:
-        check_data(cfg, [loader])
+        arm_annotation_checks(check_data(cfg, [loader]))
     except ConfigError as e:
         raise SystemExit(f'browse_dataset: {e}')
     dataset = DATASETS.build(cfg[loader].dataset)
