@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .tasks import DataError, DataTask, numbered_task
+from .tasks import DataError, DataTask, numbered_task, parse_split_line
 
 # task folder name -> (group, number of classes); the order of Table 1
 VTAB_TASKS: Dict[str, tuple] = OrderedDict([
@@ -108,15 +108,11 @@ class VTAB1k(BaseDataset):
                 if not line.strip():
                     continue
                 where = f'{ann}:{i}'
-                parts = line.rsplit(maxsplit=1)
-                if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                    raise DataError(f'{where}: expected "path label", got '
-                                    f'{line.strip()!r}')
-                label = int(parts[1])
-                if not 0 <= label < n:
-                    raise DataError(f'{where}: label {label} outside 0..'
-                                    f'{n - 1} ({self.task} has {n} classes)')
-                path = osp.join(self.data_root, parts[0])
+                try:
+                    rel, label = parse_split_line(line, n, self.task)
+                except ValueError as e:
+                    raise DataError(f'{where}: {e}') from None
+                path = osp.join(self.data_root, rel)
                 if self.check_images:
                     _check_image(path, where)
                 out.append(dict(img_path=path, gt_label=label))

@@ -15,6 +15,21 @@ class DataError(ValueError):
     """A data set file that cannot be used."""
 
 
+def parse_split_line(line: str, n_classes: int, task: str) -> Tuple[str, int]:
+    """One non-blank line of a VTAB-1k split file (``relative/path label``):
+    (the path, the label). ValueError saying what is wrong (a line of
+    another form, a label outside ``0..n_classes-1``); the caller names the
+    file and line."""
+    parts = line.rsplit(maxsplit=1)
+    if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
+        raise ValueError(f'expected "path label", got {line.strip()!r}')
+    label = int(parts[1])
+    if not 0 <= label < n_classes:
+        raise ValueError(f'label {label} outside 0..{n_classes - 1} ({task} '
+                         f'has {n_classes} classes)')
+    return parts[0], label
+
+
 class DataTask(NamedTuple):
     """The task a data set config is for."""
     #: equal for two configs of one task (other splits, other folders)

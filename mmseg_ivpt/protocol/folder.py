@@ -50,12 +50,17 @@ def read_json(path: str) -> Optional[dict]:
     return obj if isinstance(obj, dict) else None
 
 
-def write_json(path: str, obj: dict):
+def write_text(path: str, text: str):
     """Atomically: a reader sees the old file or the new one, never half."""
     tmp = f'{path}.{os.getpid()}.tmp'
     with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str, obj: dict):
+    """Atomically (:func:`write_text`)."""
+    write_text(path, json.dumps(obj, indent=1))
 
 
 def finished_result(work_dir: str, digest: str) -> Optional[float]:

@@ -35,7 +35,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from .errors import ProtocolError
 from .folder import (LOG, RESULT, STARTED, SUBMITTED, check_folder,
-                     log_tail, read_json, run_state, write_json)
+                     log_tail, read_json, run_state, write_json,
+                     write_text)
 from .runs import (_hms, config_digest, prepare_run, run_training,
                    train_env)
 from .tasks import ROOT
@@ -320,10 +321,8 @@ def submit_slurm(runs: Sequence[Run], work_root: str, job_name: str,
     for r in todo:
         prepare_run(r.cfg, r.work_dir, procs, r.record)
     os.makedirs(log_dir, exist_ok=True)
-    tmp = f'{run_list}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(''.join(f'{osp.abspath(r.work_dir)}\n' for r in todo))
-    os.replace(tmp, run_list)
+    write_text(run_list, ''.join(f'{osp.abspath(r.work_dir)}\n'
+                                 for r in todo))
     print(' '.join(shlex.quote(c) for c in cmd), flush=True)
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode:

@@ -8,7 +8,6 @@ and the test size; FGVC: train / val / test); no image is in both the
 training splits and test (the same path, or the same file content). Every
 problem names the file and line.
 """
-import hashlib
 import json
 import os
 import os.path as osp
@@ -16,6 +15,8 @@ import re
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
+from ..tasks import parse_split_line
+from .common import sha256_file
 from .fgvc import FOLDERS, TABLE17
 from .vtab_tasks import TRAIN_SIZE, VAL_SIZE, VTAB_TEST_SIZES
 
@@ -31,11 +32,6 @@ def _decodes(path: str):
         return None
     except Exception as e:  # PIL raises many kinds
         return f'{type(e).__name__}: {e}'
-
-
-def _digest(path: str) -> str:
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 class _Checker:
@@ -55,7 +51,7 @@ class _Checker:
         if why:
             self.add(where, f'image {path} does not decode ({why})')
             return False
-        self.digests[path] = _digest(path)
+        self.digests[path] = sha256_file(path)
         return True
 
     def overlap(self, train: Dict[str, str], test: Dict[str, str]):
@@ -92,17 +88,12 @@ def _vtab_task(task_dir: str, task: str, chk: _Checker):
                 if not line.strip():
                     continue
                 where = f'{path}:{i}'
-                parts = line.rsplit(maxsplit=1)
-                if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                    chk.add(where, f'expected "path label", got '
-                                   f'{line.strip()!r}')
+                try:
+                    rel, _ = parse_split_line(line, n_classes, task)
+                except ValueError as e:
+                    chk.add(where, str(e))
                     continue
-                label = int(parts[1])
-                if not 0 <= label < n_classes:
-                    chk.add(where, f'label {label} outside 0..'
-                                   f'{n_classes - 1} ({task} has '
-                                   f'{n_classes} classes)')
-                img = osp.normpath(osp.join(task_dir, parts[0]))
+                img = osp.normpath(osp.join(task_dir, rel))
                 if img in entries:
                     chk.add(where, f'image {img} listed twice (first '
                                    f'{entries[img]})')
