@@ -241,13 +241,13 @@ def prompt_init_bound(patch_size: int, embed_dims: int) -> float:
     return math.sqrt(6. / float(3 * patch_size * patch_size + embed_dims))
 
 
-def insert_slot(x: Tensor, p: Tensor, start: int = 1) -> Tensor:
+def insert_slot(x: Tensor, p: Tensor, start: int) -> Tensor:
     """[prefix (cls + registers: ``start`` tokens), patches] (B, start+M, D)
     + slot (B, N, D) -> (B, start+N+M, D)."""
     return torch.cat([x[:, :start], p, x[:, start:]], dim=1)
 
 
-def replace_slot(x: Tensor, p: Tensor, start: int = 1) -> Tensor:
+def replace_slot(x: Tensor, p: Tensor, start: int) -> Tensor:
     """Overwrite the prompt slot of x (B, start+N+M, D), the N tokens after
     the ``start`` prefix tokens, with p (B, N, D)."""
     return torch.cat([x[:, :start], p, x[:, start + p.shape[1]:]], dim=1)

@@ -74,7 +74,7 @@ def resolve_arch(arch: Union[str, dict]) -> Dict[str, int]:
     return out
 
 
-def add_to_slot(x: Tensor, r: Tensor, start: int = 1) -> Tensor:
+def add_to_slot(x: Tensor, r: Tensor, start: int) -> Tensor:
     """x (B, T, C) plus r at the prompt slot, positions start..start+N-1
     (start: the prefix tokens, cls + registers): r (N, C) is the same for
     every sample, r (B, N, C) one per sample."""
