@@ -380,3 +380,209 @@ def test_multitask_infer_tool(trained, bank, tmp_path):
     res = subprocess.run(cmd[:3] + ['shapes:' + imgs['cub'][0]], cwd=cwd,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and 'is not TASK=IMAGE' in res.stderr
+
+
+def _same(got, want, what):
+    """Two predictions are the same: labels and masks exactly, scores and
+    logits to 1e-6 (another thread's work may change the order of float
+    sums, not a label)."""
+    assert type(got) is type(want), what
+    if hasattr(want, 'seg_logits'):
+        assert torch.equal(got.pred_sem_seg.data, want.pred_sem_seg.data), \
+            what
+        torch.testing.assert_close(got.seg_logits.data, want.seg_logits.data,
+                                   atol=1e-6, rtol=1e-6, msg=what)
+    else:
+        assert torch.equal(got.pred_label, want.pred_label), what
+        torch.testing.assert_close(got.pred_score, want.pred_score,
+                                   atol=1e-6, rtol=1e-6, msg=what)
+
+
+def test_predict_from_threads_while_a_task_comes_and_goes(trained):
+    """4 threads call predict 50 times each on mixed tasks (classification;
+    segmentation whole and slide; 'pad' and 'group'), and predict task
+    'extra' whenever the bank has it, while a fifth thread adds and removes
+    'extra': every output equals the single-threaded one. Events, not
+    timing, make the removal happen while the predicting threads run: they
+    wait at call 10 until 'extra' is in, the adder removes it once each of
+    them has used it, and they wait at call 30 until it is out."""
+    import threading
+
+    from mmseg_ivpt.apis.bank import BankError, PromptBank
+    t, imgs = trained['tasks'], trained['imgs']
+    bank = PromptBank(trained['vit'], [dict(name=n, **t[n]) for n in t] + [
+        dict(name='shapes_slide', cfg_options=SLIDE, **t['shapes'])])
+    calls = [
+        (['eurosat', 'shapes_slide', 'shapes'],
+         [imgs['eurosat'][0], imgs['shapes'][0], imgs['shapes'][1]], 'group'),
+        (['cub', 'shapes', 'eurosat'],
+         [imgs['cub'][1], imgs['shapes'][2], imgs['eurosat'][2]], 'pad'),
+        (['shapes_slide', 'cub', 'shapes_slide'],
+         [imgs['shapes'][2], imgs['cub'][0], imgs['shapes'][0]], 'group'),
+        (['eurosat', 'cub', 'shapes_slide'],
+         [imgs['eurosat'][1], imgs['cub'][2], imgs['shapes'][1]], 'pad'),
+    ]
+    want = [bank.predict(i, n, mode=m) for n, i, m in calls]
+    extra = dict(name='extra', **t['eurosat'])
+    extra_img = [imgs['eurosat'][2]]
+    bank.add_task(**extra)
+    want_extra = bank.predict(extra_img, ['extra'])
+    bank.remove_task('extra')
+
+    n_calls, timeout = 50, 300
+    added, removed, done = (threading.Event() for _ in range(3))
+    used, lock = set(), threading.Lock()
+    got = [[] for _ in calls]
+    got_extra = [[] for _ in calls]
+    errors = []
+
+    def predictor(k):
+        names, images, mode = calls[k]
+        try:
+            for c in range(n_calls):
+                if c == 10:
+                    assert added.wait(timeout), 'extra never joined'
+                if c == 30:
+                    assert removed.wait(timeout), 'extra never left'
+                got[k].append(bank.predict(images, names, mode=mode))
+                try:
+                    got_extra[k].append(bank.predict(extra_img, ['extra']))
+                    with lock:
+                        used.add(k)
+                except BankError as e:  # not in the bank at this moment
+                    assert "unknown task 'extra'" in str(e), e
+        except BaseException as e:  # noqa: B036 -- reported below
+            errors.append((k, e))
+            added.set()
+            removed.set()
+
+    def adder():
+        try:
+            cycles = 0
+            while not done.is_set():
+                bank.add_task(**extra)
+                added.set()
+                if cycles == 0:  # each predictor has used it
+                    while len(used) < len(calls) and not errors:
+                        done.wait(0.01)
+                bank.remove_task('extra')
+                removed.set()
+                cycles += 1
+        except BaseException as e:  # noqa: B036 -- reported below
+            errors.append(('adder', e))
+            added.set()
+            removed.set()
+
+    threads = [threading.Thread(target=predictor, args=(k, ))
+               for k in range(len(calls))]
+    side = threading.Thread(target=adder)
+    side.start()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout)
+    done.set()
+    side.join(timeout)
+    assert not errors, errors
+    assert not any(th.is_alive() for th in threads + [side])
+    for k, outs in enumerate(got):
+        assert len(outs) == n_calls
+        for c, preds in enumerate(outs):
+            for p, w, n in zip(preds, want[k], calls[k][0]):
+                _same(p, w, f'thread {k} call {c} task {n}')
+    assert all(got_extra), 'a thread never predicted task extra'
+    for k, outs in enumerate(got_extra):
+        for c, (p, ) in enumerate(outs):
+            _same(p, want_extra[0], f'thread {k} extra {c}')
+    # the last removal took 'extra' out of the shared ViT's tasks too
+    assert 'extra' not in bank.names and 'extra' not in bank.mux.tasks
+
+
+def test_no_model_is_patched_by_the_bank():
+    """Issue 26: no code of the inference API assigns to a model's method
+    or swaps its submodules: the only attributes it sets on an object other
+    than itself are the two the toolbox's init_model sets on a model it
+    builds (cfg, dataset_meta) and a state dict's _metadata, and it calls
+    no setattr / delattr."""
+    import ast
+    apis = osp.join(ROOT, 'mmseg_ivpt', 'apis')
+    allowed = ('cfg', 'dataset_meta', '_metadata')
+    found = []
+    for fname in sorted(os.listdir(apis)):
+        if not fname.endswith('.py'):
+            continue
+        tree = ast.parse(open(osp.join(apis, fname)).read())
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, (ast.Assign, ast.Delete)):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            for t in targets:
+                if (isinstance(t, ast.Attribute) and not (
+                        isinstance(t.value, ast.Name) and t.value.id == 'self')
+                        and t.attr not in allowed):
+                    found.append((fname, node.lineno, t.attr))
+            if isinstance(node, ast.Call) and isinstance(
+                    node.func, ast.Name) and node.func.id in ('setattr',
+                                                              'delattr'):
+                found.append((fname, node.lineno, node.func.id))
+    assert not found, found
+
+
+def test_adapters_refuse_models_whose_inference_they_do_not_mirror():
+    from mmpretrain.models.classifiers import ImageClassifier
+    from mmseg.models.segmentors import EncoderDecoder
+
+    from mmseg_ivpt.apis.adapters import (AdapterError,
+                                          ClassificationAdapter,
+                                          SegmentationAdapter)
+
+    def bare(cls):  # the adapters read the class, not the weights
+        m = cls.__new__(cls)
+        torch.nn.Module.__init__(m)
+        return m
+
+    class Cascade(EncoderDecoder):
+        def encode_decode(self, inputs, metas):
+            return inputs
+
+    with pytest.raises(AdapterError, match=r"task 'x': Cascade has its own "
+                       r"\['encode_decode'\]; the bank runs the inference "
+                       r'of mmseg.*EncoderDecoder'):
+        SegmentationAdapter('x', bare(Cascade))
+    patched = bare(EncoderDecoder)
+    patched.extract_feat = lambda x: x
+    with pytest.raises(AdapterError, match=r"\['extract_feat'\]"):
+        SegmentationAdapter('x', patched)
+    with pytest.raises(AdapterError, match="task 'x': the model is "
+                       'ImageClassifier; the bank runs segmentation models '
+                       'built on EncoderDecoder'):
+        SegmentationAdapter('x', bare(ImageClassifier))
+    with pytest.raises(AdapterError, match="task 'c': the model is "
+                       'EncoderDecoder; the bank runs classification'):
+        ClassificationAdapter('c', bare(EncoderDecoder))
+    seg = bare(EncoderDecoder)
+    seg.test_cfg = dict(mode='tta')
+    with pytest.raises(AdapterError, match="test_cfg.mode='tta'; allowed: "
+                       'whole, slide'):
+        SegmentationAdapter('x', seg)
+    seg.test_cfg = dict(mode='slide', crop_size=(48, 48))
+    with pytest.raises(AdapterError, match=r"needs \['stride'\]"):
+        SegmentationAdapter('x', seg)
+
+
+def test_sliding_windows_are_mmseg_s():
+    """The windows of a slide test_cfg: every pixel covered, edge windows
+    moved back inside, in rows then columns (mmseg's slide_inference)."""
+    from mmseg.models.segmentors import EncoderDecoder
+
+    from mmseg_ivpt.apis.adapters import SegmentationAdapter
+    seg = EncoderDecoder.__new__(EncoderDecoder)
+    torch.nn.Module.__init__(seg)
+    seg.test_cfg = dict(mode='slide', crop_size=(48, 48), stride=(32, 32))
+    a = SegmentationAdapter('x', seg)
+    assert a.windows(64, 80) == [(0, 48, 0, 48), (0, 48, 32, 80),
+                                 (16, 64, 0, 48), (16, 64, 32, 80)]
+    assert a.windows(40, 100) == [(0, 40, 0, 48), (0, 40, 32, 80),
+                                  (0, 40, 52, 100)]

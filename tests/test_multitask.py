@@ -198,3 +198,42 @@ def test_the_mux_takes_vits_by_type_and_knows_no_swin():
         elif isinstance(node, ast.Import):
             named.update(a.name for a in node.names)
     assert not any('swin' in n for n in named), named
+
+
+def test_forward_from_threads(models):
+    """The mux keeps nothing of a call on itself (the packing, the mask and
+    each task's context are the call's own): 4 threads, 10 calls each, of
+    mixed units in both modes, each equal to the single-threaded result."""
+    import threading
+    refs, mux = models
+    torch.manual_seed(1)
+    jobs = [([('ivpt', images(IMG, 2)), ('deep', images(48, 1)),
+              ('gapt', images(IMG, 1))], 'pad'),
+            ([('express', images(IMG, 1)), ('provp48', images(48, 2))],
+             'group'),
+            ([('vcdc_all', images(IMG, 1)), ('shallow', images(48, 1)),
+              ('ivpt', images(IMG, 1))], 'pad'),
+            ([('linear48', images(IMG, 2)), ('gapt', images(48, 1))],
+             'group')]
+    with torch.no_grad():
+        want = [mux(units, mode=mode) for units, mode in jobs]
+    got = [[] for _ in jobs]
+
+    def run(k):
+        units, mode = jobs[k]
+        with torch.no_grad():
+            for _ in range(10):
+                got[k].append(mux(units, mode=mode))
+
+    threads = [threading.Thread(target=run, args=(k, ))
+               for k in range(len(jobs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    for k, outs in enumerate(got):
+        assert len(outs) == 10, f'thread {k} failed'
+        for out in outs:
+            for g, w in zip(out, want[k]):
+                for a, b in zip(g, w):
+                    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)

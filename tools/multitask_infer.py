@@ -79,26 +79,17 @@ def mask_name(task: str, img: str, taken: set) -> str:
 
 def entry(bank, task: str, img: str, pred, out_dir: str, taken: set):
     """The JSON entry of one prediction (writing its mask)."""
-    import numpy as np
-    from PIL import Image
-    classes = (bank.models[task].dataset_meta or {}).get('classes')
-    e = dict(image=img, task=task, kind=bank.kinds[task])
-    if bank.kinds[task] == 'classification':
-        label = int(pred.pred_label.item())
-        e.update(pred_label=label, pred_score=float(pred.pred_score[label]),
-                 pred_class=classes[label] if classes else None)
-        return e
-    seg = bank.label_mask(task, pred)  # as tools/test.py --out writes it
-    name = mask_name(task, img, taken)
-    path = osp.join(out_dir, name)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    dtype = np.uint8 if seg.max(initial=0) < 256 else np.uint16
-    Image.fromarray(seg.astype(dtype)).save(path)
-    present = sorted(int(c) for c in
-                     np.unique(pred.pred_sem_seg.data.cpu().numpy()))
-    e.update(mask=name, height=int(seg.shape[0]), width=int(seg.shape[1]),
-             classes_present=[classes[c] if classes else c for c in present])
-    return e
+    from mmseg_ivpt.apis.prediction import (label_mask, mask_png,
+                                            prediction_json)
+    info = bank.task_info(task)
+    name = None
+    if info.kind == 'segmentation':  # as tools/test.py --out writes it
+        name = mask_name(task, img, taken)
+        path = osp.join(out_dir, name)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(mask_png(label_mask(info, pred)))
+    return prediction_json(info, pred, image=img, mask=name)
 
 
 def main(argv=None):

@@ -12,21 +12,30 @@ which must equal the bank's tensor for tensor.
 
 :meth:`PromptBank.predict` takes images and the task of each. Each image goes
 through its task's own test pipeline and data preprocessor (as mmseg's
-``inference_model`` and mmpretrain's inferencer do); the task's own inference
-code (``model.predict``: whole or sliding-window segmentation, the
-classification head) then runs twice: once to *record* the inputs it gives
-its backbone (for segmentation ``encode_decode`` is stubbed, so nothing is
-computed; for classification the input is the preprocessed batch itself),
-and once, after one pass of *all* recorded inputs of all tasks through the
-shared blocks, with its backbone *replaying* those features. So each task's
-heads run on their own samples with their own code, and the shared blocks
-run once for the batch (``mode='pad'``) or once per sequence length, samples
-of different tasks together (``'group'``).
+``inference_model`` and mmpretrain's inferencer do); the task's adapter
+(:mod:`.adapters`, one per toolbox) says from the task's model and config
+what its inference feeds the backbone (the batch, or the crops of mmseg's
+sliding window); all those inputs of all tasks go through the shared blocks
+in one pass (``mode='pad'``) or one pass per sequence length, tasks mixed
+(``'group'``); the adapter then finishes each task's inference from its
+features with the model's own neck, heads and post-processing. No model is
+changed while it predicts.
+
+Threads: :meth:`PromptBank.predict` may run in any number of threads at
+once, and :meth:`PromptBank.add_task` / :meth:`PromptBank.remove_task`
+while it does. Each call takes the table of tasks as it is when the call
+starts (an immutable mapping, replaced whole under a lock by an add or a
+remove) and keeps everything it computes in its own variables; a removed
+task leaves the shared ViT once the calls that were using it have
+returned (docs/bank.md, "Threads").
 """
 import copy
 import os
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import threading
+from collections import Counter, OrderedDict
+from types import MappingProxyType
+from typing import (Dict, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 import torch
@@ -35,7 +44,10 @@ from torch import Tensor, nn
 from ..models.checkpoint import CheckpointMismatchError, EncoderMismatchError
 from ..models.multitask import (MUX_MODES, TaskMux, check_task_backbone,
                                 tensor_bytes)
+from .adapters import AdapterError, TaskAdapter, adapter_for
 from .inference import scope_of
+from .prediction import TaskInfo
+from .prediction import label_mask as _label_mask
 
 #: What a task entry of a bank has; ``cfg_options`` is optional.
 TASK_KEYS = ('name', 'config', 'checkpoint')
@@ -51,24 +63,14 @@ class BankError(ValueError):
     """A bank or a call of it is malformed; the message names the field."""
 
 
-class _Replay(nn.Module):
-    """Stands in for a task's backbone: returns, call by call, the features
-    the shared pass computed for the inputs recorded before."""
+class _Task(NamedTuple):
+    """One task of a bank, immutable once built."""
 
-    def __init__(self, name: str, calls: List[Tensor],
-                 feats: List[Tuple[Tensor, ...]]):
-        super().__init__()
-        self.name, self.calls, self.feats, self.i = name, calls, feats, 0
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        i = self.i
-        if i >= len(self.calls) or not torch.equal(x, self.calls[i]):
-            raise RuntimeError(
-                f'task {self.name!r}: its inference called the backbone '
-                f'with other inputs than it did when they were recorded '
-                f'(call {i}); a bank needs deterministic inference code')
-        self.i += 1
-        return self.feats[i]
+    info: TaskInfo
+    model: nn.Module
+    #: the test pipeline without its loading steps
+    pipeline: object
+    adapter: TaskAdapter
 
 
 def _check_keys(what: str, doc, required: Sequence[str],
@@ -118,9 +120,14 @@ class PromptBank:
             blocks (:mod:`mmseg_ivpt.models.multitask`; docs/bank.md says
             why ``'group'`` is the default).
 
-    Attributes: ``models`` (name -> the task's model, its backbone sharing
-    the ViT), ``kinds`` (name -> ``'classification'`` / ``'segmentation'``),
-    ``mux`` (the :class:`TaskMux`).
+    Attributes: ``mux`` (the :class:`TaskMux`); ``names``, ``models`` (name
+    -> the task's model, its backbone sharing the ViT) and ``kinds`` (name
+    -> ``'classification'`` / ``'segmentation'``) are read from the task
+    table of the moment (:meth:`task_info` for one task).
+
+    Threads: :meth:`predict`, :meth:`add_task`, :meth:`remove_task`,
+    :meth:`memory` may be called from any number of threads at once
+    (module docstring; docs/bank.md, "Threads").
     """
 
     def __init__(self, encoder: str, tasks: Sequence[dict],
@@ -143,45 +150,79 @@ class PromptBank:
             _check_files(s)
         self.encoder_path, self.device, self.mode = encoder, device, mode
         self.mux: Optional[TaskMux] = None
-        self.models: Dict[str, nn.Module] = {}
-        self.kinds: Dict[str, str] = {}
-        self._pipelines = {}
-        self._mask_offset: Dict[str, int] = {}
+        # _lock guards the task table and the counts of running calls per
+        # task (_busy; _idle is signalled when a call returns); _edit lets
+        # one add / remove / memory report run at a time
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._edit = threading.Lock()
+        self._busy: Counter = Counter()
+        self._tasks: Mapping[str, _Task] = MappingProxyType({})
         for s in specs:
-            self._add(s)
-        self.mux.to(device)
-        for m in self.models.values():
-            m.to(device)
+            self._publish(self._build(s))
 
+    # ------------------------------------------------------------- tasks
     def add_task(self, name: str, config: str, checkpoint: str,
                  cfg_options: Optional[dict] = None) -> None:
         """Add a task to a bank in service, with the constructor's checks
-        (its ViT must be the bank's); costs only what the task adds."""
+        (its ViT must be the bank's); costs only what the task adds. Calls
+        of :meth:`predict` that started before it returns do not see the
+        task and are not held up by it."""
         spec = dict(name=name, config=config, checkpoint=checkpoint)
         if cfg_options:
             spec['cfg_options'] = cfg_options
-        _check_spec(spec, len(self.models))
-        if name in self.models:
-            raise BankError(f'two tasks are named {name!r}; task names '
-                            f'must be unique (names: {self.names})')
-        _check_files(spec)
-        self._add(spec)
-        self.mux.to(self.device)
-        self.models[name].to(self.device)
+        with self._edit:
+            _check_spec(spec, len(self._tasks))
+            if name in self._tasks:
+                raise BankError(f'two tasks are named {name!r}; task names '
+                                f'must be unique (names: {self.names})')
+            _check_files(spec)
+            self._publish(self._build(spec))
 
     def remove_task(self, name: str) -> None:
-        """Drop task ``name`` (its tensors are freed; the shared ViT
-        stays)."""
-        if name not in self.models:
+        """Drop task ``name``: calls of :meth:`predict` from now on do not
+        know it; the calls already using it finish with it (this waits for
+        them, they do not wait), then its tensors leave the bank (the
+        shared ViT stays)."""
+        with self._edit, self._lock:
+            if name not in self._tasks:
+                raise BankError(f'unknown task {name!r}; the bank has '
+                                f'{self.names}')
+            if len(self._tasks) == 1:
+                raise BankError(f'{name!r} is the last task; a bank needs '
+                                f'at least one')
+            self._tasks = MappingProxyType(
+                {n: t for n, t in self._tasks.items() if n != name})
+            self._idle.wait_for(lambda: not self._busy[name])
+            del self.mux.tasks[name]
+
+    def _publish(self, task: _Task) -> None:
+        """The task table with ``task`` added, as one swap."""
+        with self._lock:
+            self._tasks = MappingProxyType({**self._tasks,
+                                            task.info.name: task})
+
+    @property
+    def names(self) -> List[str]:
+        return list(self._tasks)
+
+    @property
+    def models(self) -> Dict[str, nn.Module]:
+        return {n: t.model for n, t in self._tasks.items()}
+
+    @property
+    def kinds(self) -> Dict[str, str]:
+        return {n: t.info.kind for n, t in self._tasks.items()}
+
+    def task_info(self, name: str) -> TaskInfo:
+        """What a prediction's JSON needs of task ``name``
+        (:func:`~.prediction.prediction_json`): name, kind, class names,
+        the offset of its mask files."""
+        table = self._tasks
+        if name not in table:
             raise BankError(f'unknown task {name!r}; the bank has '
-                            f'{self.names}')
-        if len(self.models) == 1:
-            raise BankError(f'{name!r} is the last task; a bank needs at '
-                            f'least one')
-        for d in (self.models, self.kinds, self._pipelines,
-                  self._mask_offset):
-            d.pop(name, None)
-        del self.mux.tasks[name]
+                            f'{list(table)}')
+        return table[name].info
 
     @classmethod
     def from_yaml(cls, path: str, **overrides) -> 'PromptBank':
@@ -213,7 +254,10 @@ class PromptBank:
         return cls(rel(doc['encoder']), tasks, **kw)
 
     # -------------------------------------------------------------- build
-    def _add(self, spec: dict) -> None:
+    def _build(self, spec: dict) -> _Task:
+        """Task ``spec``'s model on the bank's device, its backbone joined
+        to the mux and its checkpoint loaded (not yet in the task table;
+        the mux is left as it was if this fails)."""
         from mmengine.registry import DefaultScope
 
         from ..engine.config_repair import read_config
@@ -227,11 +271,19 @@ class PromptBank:
             cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
         with DefaultScope.overwrite_default_scope(scope):
             model = registry.MODELS.build(cfg.model)
-            self._pipelines[name] = _test_pipeline(cfg, registry)
+            pipeline = _test_pipeline(cfg, registry)
+        try:
+            adapter = adapter_for(scope, name, model)
+        except AdapterError as e:
+            raise BankError(str(e)) from None
         if self.mux is None:  # mux.add checks the others
             check_task_backbone(name, model.backbone)
-            self.mux = TaskMux.from_pretrained(self.encoder_path,
-                                               model.backbone)
+            self.mux = TaskMux.from_pretrained(
+                self.encoder_path, model.backbone).to(self.device)
+        # on the device before it joins (the mux's tensors are there):
+        # moving it after would rewrite the shared ViT that other threads
+        # may be running
+        model.to(self.device)
         self.mux.add(name, model.backbone)
         try:
             meta = self._load_checkpoint(name, model, spec['checkpoint'],
@@ -241,11 +293,12 @@ class PromptBank:
             raise
         model.cfg = cfg
         model.dataset_meta = meta.get('dataset_meta')
-        self.models[name] = model.eval()
-        self.kinds[name] = KINDS[scope]
-        if scope == 'mmseg':
-            self._mask_offset[name] = int(_reduce_zero_label(
-                cfg, model.dataset_meta))
+        model.eval()
+        offset = int(_reduce_zero_label(cfg, model.dataset_meta)) \
+            if scope == 'mmseg' else None
+        info = TaskInfo(name, KINDS[scope],
+                        (model.dataset_meta or {}).get('classes'), offset)
+        return _Task(info, model, pipeline, adapter)
 
     def _load_checkpoint(self, name: str, model: nn.Module, path: str,
                          config: str = 'its config') -> dict:
@@ -271,7 +324,7 @@ class PromptBank:
                   for k in bb.encoder_state_dict_keys()}
         differ = [k for k in frozen if k in sd and (
             sd[k].shape != frozen[k].shape
-            or not torch.equal(sd[k].to(frozen[k].dtype), frozen[k]))]
+            or not torch.equal(sd[k].to(frozen[k]), frozen[k]))]
         if differ:
             raise EncoderMismatchError(
                 f'task {name!r}: {path} holds another frozen ViT than the '
@@ -297,10 +350,6 @@ class PromptBank:
         return ckpt.get('meta') or {}
 
     # ------------------------------------------------------------ predict
-    @property
-    def names(self) -> List[str]:
-        return list(self.models)
-
     def predict(self, images: Sequence[ImageInput], tasks: Sequence[str],
                 mode: Optional[str] = None) -> list:
         """The prediction of each image by its task, in the given order:
@@ -310,7 +359,10 @@ class PromptBank:
         task's model alone gives. ``images``: paths or BGR uint8 arrays
         (H, W, 3); ``tasks``: one name per image. All images go through
         the shared blocks together: one pass (``mode='pad'``) or one pass
-        per sequence length, tasks mixed (``'group'``, the default)."""
+        per sequence length, tasks mixed (``'group'``, the default).
+
+        Reentrant: the call works on the task table of its start and its
+        own variables only (class docstring)."""
         mode = mode or self.mode
         if mode not in MUX_MODES:
             raise BankError(f'mode={mode!r}; allowed: {MUX_MODES}')
@@ -321,34 +373,48 @@ class PromptBank:
         if len(images) != len(tasks):
             raise BankError(f'{len(images)} images but {len(tasks)} task '
                             f'names; give one task per image')
-        unknown = sorted({t for t in tasks if t not in self.models},
-                         key=str)
-        if unknown:
-            raise BankError(f'unknown task {unknown[0]!r}; the bank has '
-                            f'{self.names}')
-        with torch.no_grad():
-            return self._predict(images, tasks, mode)
+        used = set(tasks)
+        with self._lock:
+            table = self._tasks
+            unknown = sorted(used - set(table), key=str)
+            if unknown:
+                raise BankError(f'unknown task {unknown[0]!r}; the bank has '
+                                f'{list(table)}')
+            self._busy.update(used)
+        try:
+            with torch.no_grad():
+                return self._predict(table, images, tasks, mode)
+        finally:
+            with self._lock:
+                self._busy.subtract(used)
+                for n in used:
+                    if not self._busy[n]:
+                        del self._busy[n]
+                self._idle.notify_all()
 
-    def _predict(self, images, tasks, mode) -> list:
+    def _predict(self, table: Mapping[str, _Task], images, tasks,
+                 mode) -> list:
         # 1. each image through its task's pipeline and preprocessor;
         #    units: the images of one task and one input size
         units: Dict[tuple, List[Tuple[int, Tensor, object]]] = {}
         for i, (img, name) in enumerate(zip(images, tasks)):
-            x, sample = self._prepare(name, img)
+            x, sample = _prepare(table[name], img)
             units.setdefault((name, tuple(x.shape[1:])), []).append(
                 (i, x, sample))
         # 2. what each unit's inference gives its backbone
         plans = []
         for (name, _), items in units.items():
+            task = table[name]
             inputs = torch.cat([x for _, x, _ in items])
             samples = [s for _, _, s in items]
-            plans.append((name, items, inputs, samples,
-                          self._record(name, inputs, samples)))
+            plans.append((task, items, inputs, samples,
+                          task.adapter.backbone_inputs(inputs, samples)))
         # 3. one pass of all of them through the shared blocks
         mux_units: Dict[tuple, List[Tensor]] = {}
-        for name, _, _, _, calls in plans:
+        for task, _, _, _, calls in plans:
             for c in calls:
-                mux_units.setdefault((name, tuple(c.shape[1:])), []).append(c)
+                mux_units.setdefault((task.info.name, tuple(c.shape[1:])),
+                                     []).append(c)
         keys = list(mux_units)
         outs = self.mux([(k[0], torch.cat(mux_units[k])) for k in keys],
                         mode=mode)
@@ -356,60 +422,15 @@ class PromptBank:
         for k, out in zip(keys, outs):
             sizes = [c.shape[0] for c in mux_units[k]]
             feats[k] = list(zip(*(o.split(sizes) for o in out)))
-        # 4. each unit's inference again, its backbone replaying
+        # 4. each unit's inference finished from its features
         results = [None] * len(images)
-        for name, items, inputs, samples, calls in plans:
-            mine = [feats[(name, tuple(c.shape[1:]))].pop(0) for c in calls]
-            model = self.models[name]
-            backbone = model.backbone
-            model.backbone = _Replay(name, calls, mine)
-            try:
-                preds = model.predict(inputs, samples)
-            finally:
-                model.backbone = backbone
+        for task, items, inputs, samples, calls in plans:
+            mine = [feats[(task.info.name, tuple(c.shape[1:]))].pop(0)
+                    for c in calls]
+            preds = task.adapter.finish(inputs, samples, mine)
             for (i, _, _), p in zip(items, preds):
                 results[i] = p
         return results
-
-    def _prepare(self, name: str, image: ImageInput):
-        """(inputs (1, C, H, W), data sample) of one image for task
-        ``name``, as the toolbox's own inference prepares it."""
-        from mmengine.dataset import pseudo_collate
-        if isinstance(image, np.ndarray):
-            img, data = image, {}
-        else:
-            import mmcv
-            img = mmcv.imread(image)
-            if img is None:
-                raise BankError(f'cannot read image {image!r}')
-            data = dict(img_path=image)
-        data.update(img=img, img_shape=img.shape[:2],
-                    ori_shape=img.shape[:2])
-        data = self._pipelines[name](data)
-        model = self.models[name]
-        data = model.data_preprocessor(pseudo_collate([data]), False)
-        return data['inputs'], data['data_samples'][0]
-
-    def _record(self, name: str, inputs: Tensor, samples) -> List[Tensor]:
-        """The inputs task ``name``'s inference gives its backbone for
-        ``inputs``: the batch itself for a classifier; for a segmentor, the
-        whole image or the sliding-window crops, found by running its
-        ``predict`` with ``encode_decode`` stubbed out."""
-        if self.kinds[name] == 'classification':
-            return [inputs]
-        model, calls = self.models[name], []
-
-        def record(x, metas):
-            calls.append(x)
-            return x.new_zeros((x.shape[0], model.out_channels) +
-                               tuple(x.shape[-2:]))
-
-        model.encode_decode = record
-        try:
-            model.predict(inputs, copy.deepcopy(samples))
-        finally:
-            del model.encode_decode
-        return calls
 
     def label_mask(self, name: str, pred) -> np.ndarray:
         """The mask file of a segmentation prediction of task ``name``
@@ -419,11 +440,11 @@ class PromptBank:
         ``reduce_zero_label`` (ADE20K, the shapes set: the files hold 0
         for "not labelled" and class c as c + 1). ``pred.pred_sem_seg``
         itself holds the class index, as mmseg's ``inference_model``."""
-        if name not in self._mask_offset:
+        table = self._tasks
+        if name not in table or table[name].info.kind != 'segmentation':
             raise BankError(f'{name!r} is not a segmentation task of the '
-                            f'bank ({self.names})')
-        seg = pred.pred_sem_seg.data[0].cpu().numpy()
-        return seg + self._mask_offset[name]
+                            f'bank ({list(table)})')
+        return _label_mask(table[name].info, pred)
 
     # ------------------------------------------------------------- memory
     def memory(self) -> dict:
@@ -431,15 +452,34 @@ class PromptBank:
         it adds (``tasks``: its method's tensors, heads, any resampled
         position table it alone uses), the bank in all (``bank``) and the
         tasks as separate models (``separate``: each with its own ViT)."""
-        shared = self.mux.shared_tensors()
-        per_task, separate, everything = {}, 0, list(shared)
-        for name, m in self.models.items():
-            ts = list(m.parameters()) + list(m.buffers())
-            everything += ts
-            per_task[name] = tensor_bytes(self.mux.own_tensors(m))
-            separate += tensor_bytes(ts)
+        with self._edit:  # no task joins the mux while it is counted
+            shared = self.mux.shared_tensors()
+            per_task, separate, everything = {}, 0, list(shared)
+            for name, t in self._tasks.items():
+                ts = list(t.model.parameters()) + list(t.model.buffers())
+                everything += ts
+                per_task[name] = tensor_bytes(self.mux.own_tensors(t.model))
+                separate += tensor_bytes(ts)
         return dict(shared=tensor_bytes(shared), tasks=per_task,
                     bank=tensor_bytes(everything), separate=separate)
+
+
+def _prepare(task: _Task, image: ImageInput):
+    """(inputs (1, C, H, W), data sample) of one image for ``task``, as the
+    toolbox's own inference prepares it."""
+    from mmengine.dataset import pseudo_collate
+    if isinstance(image, np.ndarray):
+        img, data = image, {}
+    else:
+        import mmcv
+        img = mmcv.imread(image)
+        if img is None:
+            raise BankError(f'cannot read image {image!r}')
+        data = dict(img_path=image)
+    data.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+    data = task.pipeline(data)
+    data = task.model.data_preprocessor(pseudo_collate([data]), False)
+    return data['inputs'], data['data_samples'][0]
 
 
 def _registry(scope: str):
