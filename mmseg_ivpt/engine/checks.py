@@ -12,7 +12,7 @@ import os.path as osp
 import re
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from ..models.checkpoint import (CheckpointMismatchError, _abbrev,
+from ..models.checkpoint import (CheckpointMismatchError, abbrev_keys,
                                  detect_layout, unwrap_state_dict)
 from ..models.vit import resolve_arch
 
@@ -104,13 +104,6 @@ def check_model(model: dict) -> None:
 
 # ------------------------------------------------------ the data vs the heads
 _HEAD_KEYS = ('decode_head', 'auxiliary_head', 'head')
-
-
-def _type_name(t) -> str:
-    """A transform's or model's type as a bare name ('mmseg.X' -> 'X')."""
-    t = t.get('type', '') if isinstance(t, dict) else ''
-    return t.split('.')[-1] if isinstance(t, str) else getattr(t, '__name__',
-                                                               '')
 
 
 def _inner_model(cfg) -> dict:
@@ -283,7 +276,7 @@ def check_checkpoint_fits(model, checkpoint, path: str) -> None:
              f'{tuple(mine[k].shape)}' for k in wrong]
     if missing:
         lines.append(f'missing in the checkpoint ({len(missing)}): '
-                     f'{_abbrev(missing, 6)}')
+                     f'{abbrev_keys(missing, 6)}')
     hint = ''
     for head, layer in _CLASS_LAYERS.items():
         if layer in wrong and sd[layer].shape[0] != mine[layer].shape[0]:

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 
 from ..models.vit import resolve_arch
-from .checks import ConfigError, _type_name
+from .checks import ConfigError
 
 
 def _sync_bn_to_bn(obj) -> int:
@@ -264,6 +264,13 @@ def read_config(path: str, options: Optional[dict] = None):
     cfg = Config.fromfile(path)
     apply_cfg_options(cfg, options)
     return cfg
+
+
+def _type_name(t) -> str:
+    """A transform's type as a bare name ('mmseg.X' -> 'X')."""
+    t = t.get('type', '') if isinstance(t, dict) else ''
+    return t.split('.')[-1] if isinstance(t, str) else getattr(t, '__name__',
+                                                               '')
 
 
 def arm_annotation_check(ds: dict, check: dict) -> None:

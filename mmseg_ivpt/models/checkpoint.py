@@ -287,13 +287,13 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
                f'patch_size={model.patch_size}):']
         if missing:
             msg.append(f'  missing in the checkpoint ({len(missing)}): '
-                       f'{_abbrev(missing)}')
+                       f'{abbrev_keys(missing)}')
             if 'patch_embed.proj.bias' in missing:
                 msg.append('  (a checkpoint without a patch-embedding bias '
                            'needs patch_bias=False)')
         if unexpected:
             msg.append(f'  not in the model ({len(unexpected)}): '
-                       f'{_abbrev(unexpected)}')
+                       f'{abbrev_keys(unexpected)}')
             if 'patch_embed.proj.bias' in unexpected:
                 msg.append('  (the checkpoint has a patch-embedding bias: '
                            'set patch_bias=True)')
@@ -304,7 +304,8 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
             msg.append('  (the checkpoint has no register tokens: set '
                        'num_reg_tokens=0)')
         if wrong:
-            msg.append(f'  shape mismatch ({len(wrong)}): {_abbrev(wrong)}')
+            msg.append(f'  shape mismatch ({len(wrong)}): '
+                       f'{abbrev_keys(wrong)}')
         raise CheckpointMismatchError('\n'.join(msg))
     return out
 
@@ -322,7 +323,9 @@ def _fit_pos_embed(v: Tensor, model, wrong: List[str]) -> Optional[Tensor]:
                             getattr(model, 'pos_interp', 'bicubic'))
 
 
-def _abbrev(items: List[str], n: int = 12) -> str:
+def abbrev_keys(items: List[str], n: int = 12) -> str:
+    """The first ``n`` of ``items`` (tensor names), comma-separated, then
+    how many more there are: for error messages."""
     if len(items) <= n:
         return ', '.join(items)
     return ', '.join(items[:n]) + f', ... ({len(items) - n} more)'
