@@ -12,7 +12,8 @@ import os.path as osp
 import re
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from ..models.checkpoint import (CheckpointMismatchError, abbrev_keys,
+from ..models.checkpoint import (HEAD_AND_NECK_KEYS, HEAD_KEYS,
+                                 CheckpointMismatchError, abbrev_keys,
                                  detect_layout, unwrap_state_dict)
 from ..models.vit import resolve_arch
 
@@ -58,10 +59,9 @@ def check_data(cfg, loaders: Iterable[str]) -> List[Tuple[dict, dict]]:
     return check_data_fits(cfg, loaders)
 
 
-def _heads(model: dict, keys=('decode_head', 'auxiliary_head', 'head',
-                               'neck')) -> List[tuple]:
-    """(name, config) of every head (and neck) of a model config, a list
-    of heads named ``key[i]``."""
+def _heads(model: dict, keys: Sequence[str]) -> List[tuple]:
+    """(name, config) of every part ``keys`` of a model config (heads,
+    neck), a list of heads named ``key[i]``."""
     out = []
     for key in keys:
         h = model.get(key)
@@ -83,7 +83,7 @@ def check_model(model: dict) -> None:
         raise ConfigError(f'model.backbone.arch: {e}') from None
     n_out = len(bb['out_indices']) if isinstance(
         bb.get('out_indices'), (list, tuple)) else 1
-    for name, head in _heads(model):
+    for name, head in _heads(model, HEAD_AND_NECK_KEYS):
         if 'in_channels' not in head:
             continue
         chans = head['in_channels']
@@ -103,7 +103,6 @@ def check_model(model: dict) -> None:
 
 
 # ------------------------------------------------------ the data vs the heads
-_HEAD_KEYS = ('decode_head', 'auxiliary_head', 'head')
 
 
 def _inner_model(cfg) -> dict:
@@ -119,7 +118,7 @@ def _class_counts(cfg) -> List[Tuple[str, int]]:
     preprocessor the model gets (mmpretrain's batch augments use it)."""
     model = _inner_model(cfg)
     out = [(f'model.{name}.num_classes', head['num_classes'])
-           for name, head in _heads(model, _HEAD_KEYS)
+           for name, head in _heads(model, HEAD_KEYS)
            if head.get('num_classes') is not None]
     preprocessors = (('model.data_preprocessor',
                       model.get('data_preprocessor')),

@@ -394,7 +394,10 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
     return layout
 
 
-_HEADS = ('decode_head', 'auxiliary_head', 'head', 'neck')
+#: The parts an mmseg / mmpretrain model has beside its backbone, as its
+#: config and its state dict name them: the heads (and with the neck).
+HEAD_KEYS = ('decode_head', 'auxiliary_head', 'head')
+HEAD_AND_NECK_KEYS = HEAD_KEYS + ('neck', )
 
 
 def _trained_model_note(ckpt, path: str) -> Optional[str]:
@@ -407,7 +410,7 @@ def _trained_model_note(ckpt, path: str) -> Optional[str]:
     meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
     record = (getattr(sd, '_metadata', None) or {}).get('backbone') or {}
     prompt_only = 'prompt_only' in meta or 'encoder_fingerprint' in record
-    heads = sorted({k.split('.')[0] for k in sd} & set(_HEADS))
+    heads = sorted({k.split('.')[0] for k in sd} & set(HEAD_AND_NECK_KEYS))
     if not prompt_only and not heads:
         return None
     kind = ('a prompt-only checkpoint of a trained model (its prompts and '
