@@ -8,16 +8,15 @@ And, at load time, a checkpoint that does not fit the model of the config
 :class:`~mmseg_ivpt.models.checkpoint.CheckpointMismatchError` where
 mmengine would only print "size mismatch" and test a random head.
 """
+import importlib
 import os.path as osp
 import re
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..models.checkpoint import (HEAD_AND_NECK_KEYS, HEAD_KEYS,
                                  CheckpointMismatchError, abbrev_keys,
                                  detect_layout, unwrap_state_dict)
-from ..models.vit import resolve_arch
-
-_VIT_BACKBONES = ('PromptedViT', 'GatedViT')
+from ..models.vit import ViTEncoder, resolve_arch
 
 
 class ConfigError(ValueError):
@@ -72,10 +71,43 @@ def _heads(model: dict, keys: Sequence[str]) -> List[tuple]:
     return out
 
 
-def check_model(model: dict) -> None:
-    """The heads take what a ViT backbone of ours gives them."""
+def backbone_class(model: dict, scope: Optional[str] = None) -> \
+        Optional[type]:
+    """The class ``model.backbone.type`` names, found as the runner will
+    find it: the type itself when it is a class, else the entry of the
+    ``MODELS`` registry of ``scope`` (the config's ``default_scope``), then
+    of mmseg's and mmpretrain's. None when no installed registry has it."""
+    t = (model.get('backbone') or {}).get('type')
+    if isinstance(t, type):
+        return t
+    if not isinstance(t, str):
+        return None
+    for s in dict.fromkeys((scope or 'mmseg', 'mmseg', 'mmpretrain')):
+        try:
+            registry = importlib.import_module(f'{s}.registry').MODELS
+        except (ImportError, AttributeError):
+            continue  # not an installed toolbox with a MODELS registry
+        cls = registry.get(t)
+        if isinstance(cls, type):
+            return cls
+    return None
+
+
+def is_vit_backbone(cls: Optional[type]) -> bool:
+    """Whether a backbone class is built on this package's ViT encoder
+    (:class:`~mmseg_ivpt.models.ViTEncoder`: every ``PromptTunedViT``
+    method, present and future), whose channels and outputs
+    :func:`check_model` knows from ``arch`` and ``out_indices``."""
+    return isinstance(cls, type) and issubclass(cls, ViTEncoder)
+
+
+def check_model(model: dict, scope: Optional[str] = None) -> None:
+    """The heads take what a ViT backbone of ours gives them (a backbone
+    class for which :func:`is_vit_backbone` holds; ``scope``: the config's
+    ``default_scope``, where its type is looked up); other backbones are
+    not checked."""
     bb = model.get('backbone') or {}
-    if bb.get('type') not in _VIT_BACKBONES:
+    if not is_vit_backbone(backbone_class(model, scope)):
         return
     try:
         dims = resolve_arch(bb.get('arch', 'b'))['embed_dims']
@@ -83,6 +115,7 @@ def check_model(model: dict) -> None:
         raise ConfigError(f'model.backbone.arch: {e}') from None
     n_out = len(bb['out_indices']) if isinstance(
         bb.get('out_indices'), (list, tuple)) else 1
+    shown = getattr(bb['type'], '__name__', bb['type'])
     for name, head in _heads(model, HEAD_AND_NECK_KEYS):
         if 'in_channels' not in head:
             continue
@@ -91,7 +124,7 @@ def check_model(model: dict) -> None:
         if any(c != dims for c in chans):
             raise ConfigError(
                 f'model.{name}.in_channels={head["in_channels"]} does not '
-                f'match the backbone: {bb["type"]}(arch={bb.get("arch")!r}) '
+                f'match the backbone: {shown}(arch={bb.get("arch")!r}) '
                 f'gives {dims}-channel features')
         idx = head.get('in_index', -1)
         for i in (idx if isinstance(idx, (list, tuple)) else [idx]):

@@ -20,7 +20,7 @@ def prepare(cfg, mode: str) -> None:
     """Checks and setup before ``Runner.from_cfg``; mode 'train' or 'test'."""
     if 'model' not in cfg:
         raise ConfigError('the config has no `model`')
-    check_model(cfg.model)
+    check_model(cfg.model, cfg.get('default_scope'))
     loaders = ('train_dataloader', 'val_dataloader') if mode == 'train' \
         else ('test_dataloader', )
     arm_annotation_checks(check_data(cfg, loaders))
