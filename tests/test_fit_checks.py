@@ -1,7 +1,8 @@
 """The checks that a model, its checkpoint and its data fit each other, in
 process (the cases as a user meets them, through the tools, are in
 test_segmentation_e2e.py, test_classification_e2e.py and test_bank.py):
-heads against the data's classes, val/test task against the train task,
+heads against the backbone (which backbones get the check), heads against
+the data's classes, val/test task against the train task,
 the annotation check in the pipelines, a checkpoint against the model, a
 trained checkpoint given as init_cfg, and every shipped config passing."""
 import copy
@@ -17,7 +18,7 @@ from torch import nn
 
 from mmseg_ivpt.datasets import DataError
 from mmseg_ivpt.engine.checks import (ConfigError, check_checkpoint_fits,
-                                      check_data_fits)
+                                      check_data_fits, check_model)
 from mmseg_ivpt.engine.config_repair import (arm_annotation_check,
                                              arm_annotation_checks)
 from mmseg_ivpt.models import CheckpointMismatchError
@@ -75,6 +76,53 @@ def test_heads_against_the_classes_and_the_tasks(config, options, loaders,
         return
     with pytest.raises(ConfigError, match=pattern):
         check_data_fits(cfg, loaders)
+
+
+def _new_method_class():
+    """A method written after the checks: a PromptTunedViT whose name no
+    list of the package holds."""
+    from mmseg_ivpt.models import PromptTunedViT
+
+    class TestOnlyNewMethod(PromptTunedViT):
+        method_param_names = ()
+
+    return TestOnlyNewMethod
+
+
+@pytest.mark.parametrize('scope', ['mmseg', 'mmpretrain'])
+def test_head_checks_follow_the_backbone_class(scope):
+    """The heads are checked against every backbone built on the package's
+    ViT: the shipped methods, a new one registered by name (it was never
+    added to a list) or given as a class; not a Swin (of ours or the
+    toolbox's), nor a ResNet."""
+    import importlib
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    new = _new_method_class()
+    registry.register_module(name=new.__name__, module=new)
+    wide = dict(in_channels=64)  # ViT-B ('b', the default arch) gives 768
+
+    def model(bb_type, key):
+        return {'backbone': dict(type=bb_type), key: dict(wide)}
+
+    key = 'decode_head' if scope == 'mmseg' else 'head'
+    other = 'ResNetV1c' if scope == 'mmseg' else 'ResNet'
+    try:
+        for bb_type in ('PromptedViT', 'GatedViT', new.__name__,
+                        f'{scope}.{new.__name__}', new):
+            with pytest.raises(ConfigError, match=rf'model.{key}.in_channels'
+                               r'=64 does not match the backbone: [\w.]+\('
+                               r"arch=None\) gives 768-channel"):
+                check_model(model(bb_type, key), scope)
+        # unchecked: the heads may be anything
+        for bb_type in ('PromptedSwin', 'SwinTransformer', other,
+                        'NoSuchBackbone'):
+            check_model(model(bb_type, key), scope)
+        # the right width passes
+        check_model({'backbone': dict(type=new.__name__, arch=dict(
+            embed_dims=64, num_layers=2, num_heads=4,
+            feedforward_channels=128)), key: dict(wide)}, scope)
+    finally:
+        registry.module_dict.pop(new.__name__)
 
 
 def test_segmentation_tta():

@@ -152,7 +152,7 @@ SCRIPT = textwrap.dedent("""
     from mmengine.structures import PixelData
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
-    from mmseg_ivpt.engine.config_repair import apply_cfg_options
+    from mmseg_ivpt.engine.config import apply_cfg_options
     calls, configs, trained, opts, work, released = json.loads(sys.argv[1])
     tools = {}
     for name, argv in calls.items():  # `python tools/X.py ARGS`, stdout

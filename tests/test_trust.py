@@ -230,9 +230,9 @@ def test_cli_traps_are_handled():
     num_workers=0 turns persistent_workers off."""
     from mmengine.config import Config
 
-    from mmseg_ivpt.engine.config_repair import (expand_arch_presets,
-                                                 fix_persistent_workers,
-                                                 repoint_pretrained)
+    from mmseg_ivpt.engine.config import (expand_arch_presets,
+                                          repoint_pretrained)
+    from mmseg_ivpt.engine.config_repair import fix_persistent_workers
     cfg = Config.fromfile(CFG)
     before = cfg.pretrained
     cfg.merge_from_dict({'pretrained': '/x/vit.pth'})

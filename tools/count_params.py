@@ -21,7 +21,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters  # noqa
 from mmseg_ivpt.engine.checks import ConfigError  # noqa: E402
-from mmseg_ivpt.engine.config_repair import read_config  # noqa: E402
+from mmseg_ivpt.engine.config import read_config  # noqa: E402
 from mmseg_ivpt.protocol import ProtocolError, load_task_config  # noqa
 
 

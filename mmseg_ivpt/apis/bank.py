@@ -260,7 +260,7 @@ class PromptBank:
         the mux is left as it was if this fails)."""
         from mmengine.registry import DefaultScope
 
-        from ..engine.config_repair import read_config
+        from ..engine.config import read_config
         name = spec['name']
         # the task's options as tools/train.py applies them (arch presets,
         # pretrained= / data_root= reaching the values derived from them)

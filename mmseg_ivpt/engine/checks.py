@@ -8,15 +8,15 @@ And, at load time, a checkpoint that does not fit the model of the config
 :class:`~mmseg_ivpt.models.checkpoint.CheckpointMismatchError` where
 mmengine would only print "size mismatch" and test a random head.
 """
+import importlib
 import os.path as osp
 import re
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..models.checkpoint import (CheckpointMismatchError, _abbrev,
+from ..models.checkpoint import (HEAD_AND_NECK_KEYS, HEAD_KEYS,
+                                 CheckpointMismatchError, abbrev_keys,
                                  detect_layout, unwrap_state_dict)
-from ..models.vit import resolve_arch
-
-_VIT_BACKBONES = ('PromptedViT', 'GatedViT')
+from ..models.vit import ViTEncoder, resolve_arch
 
 
 class ConfigError(ValueError):
@@ -58,10 +58,9 @@ def check_data(cfg, loaders: Iterable[str]) -> List[Tuple[dict, dict]]:
     return check_data_fits(cfg, loaders)
 
 
-def _heads(model: dict, keys=('decode_head', 'auxiliary_head', 'head',
-                               'neck')) -> List[tuple]:
-    """(name, config) of every head (and neck) of a model config, a list
-    of heads named ``key[i]``."""
+def _heads(model: dict, keys: Sequence[str]) -> List[tuple]:
+    """(name, config) of every part ``keys`` of a model config (heads,
+    neck), a list of heads named ``key[i]``."""
     out = []
     for key in keys:
         h = model.get(key)
@@ -72,10 +71,43 @@ def _heads(model: dict, keys=('decode_head', 'auxiliary_head', 'head',
     return out
 
 
-def check_model(model: dict) -> None:
-    """The heads take what a ViT backbone of ours gives them."""
+def backbone_class(model: dict, scope: Optional[str] = None) -> \
+        Optional[type]:
+    """The class ``model.backbone.type`` names, found as the runner will
+    find it: the type itself when it is a class, else the entry of the
+    ``MODELS`` registry of ``scope`` (the config's ``default_scope``), then
+    of mmseg's and mmpretrain's. None when no installed registry has it."""
+    t = (model.get('backbone') or {}).get('type')
+    if isinstance(t, type):
+        return t
+    if not isinstance(t, str):
+        return None
+    for s in dict.fromkeys((scope or 'mmseg', 'mmseg', 'mmpretrain')):
+        try:
+            registry = importlib.import_module(f'{s}.registry').MODELS
+        except (ImportError, AttributeError):
+            continue  # not an installed toolbox with a MODELS registry
+        cls = registry.get(t)
+        if isinstance(cls, type):
+            return cls
+    return None
+
+
+def is_vit_backbone(cls: Optional[type]) -> bool:
+    """Whether a backbone class is built on this package's ViT encoder
+    (:class:`~mmseg_ivpt.models.ViTEncoder`: every ``PromptTunedViT``
+    method, present and future), whose channels and outputs
+    :func:`check_model` knows from ``arch`` and ``out_indices``."""
+    return isinstance(cls, type) and issubclass(cls, ViTEncoder)
+
+
+def check_model(model: dict, scope: Optional[str] = None) -> None:
+    """The heads take what a ViT backbone of ours gives them (a backbone
+    class for which :func:`is_vit_backbone` holds; ``scope``: the config's
+    ``default_scope``, where its type is looked up); other backbones are
+    not checked."""
     bb = model.get('backbone') or {}
-    if bb.get('type') not in _VIT_BACKBONES:
+    if not is_vit_backbone(backbone_class(model, scope)):
         return
     try:
         dims = resolve_arch(bb.get('arch', 'b'))['embed_dims']
@@ -83,7 +115,8 @@ def check_model(model: dict) -> None:
         raise ConfigError(f'model.backbone.arch: {e}') from None
     n_out = len(bb['out_indices']) if isinstance(
         bb.get('out_indices'), (list, tuple)) else 1
-    for name, head in _heads(model):
+    shown = getattr(bb['type'], '__name__', bb['type'])
+    for name, head in _heads(model, HEAD_AND_NECK_KEYS):
         if 'in_channels' not in head:
             continue
         chans = head['in_channels']
@@ -91,7 +124,7 @@ def check_model(model: dict) -> None:
         if any(c != dims for c in chans):
             raise ConfigError(
                 f'model.{name}.in_channels={head["in_channels"]} does not '
-                f'match the backbone: {bb["type"]}(arch={bb.get("arch")!r}) '
+                f'match the backbone: {shown}(arch={bb.get("arch")!r}) '
                 f'gives {dims}-channel features')
         idx = head.get('in_index', -1)
         for i in (idx if isinstance(idx, (list, tuple)) else [idx]):
@@ -103,14 +136,6 @@ def check_model(model: dict) -> None:
 
 
 # ------------------------------------------------------ the data vs the heads
-_HEAD_KEYS = ('decode_head', 'auxiliary_head', 'head')
-
-
-def _type_name(t) -> str:
-    """A transform's or model's type as a bare name ('mmseg.X' -> 'X')."""
-    t = t.get('type', '') if isinstance(t, dict) else ''
-    return t.split('.')[-1] if isinstance(t, str) else getattr(t, '__name__',
-                                                               '')
 
 
 def _inner_model(cfg) -> dict:
@@ -126,7 +151,7 @@ def _class_counts(cfg) -> List[Tuple[str, int]]:
     preprocessor the model gets (mmpretrain's batch augments use it)."""
     model = _inner_model(cfg)
     out = [(f'model.{name}.num_classes', head['num_classes'])
-           for name, head in _heads(model, _HEAD_KEYS)
+           for name, head in _heads(model, HEAD_KEYS)
            if head.get('num_classes') is not None]
     preprocessors = (('model.data_preprocessor',
                       model.get('data_preprocessor')),
@@ -283,7 +308,7 @@ def check_checkpoint_fits(model, checkpoint, path: str) -> None:
              f'{tuple(mine[k].shape)}' for k in wrong]
     if missing:
         lines.append(f'missing in the checkpoint ({len(missing)}): '
-                     f'{_abbrev(missing, 6)}')
+                     f'{abbrev_keys(missing, 6)}')
     hint = ''
     for head, layer in _CLASS_LAYERS.items():
         if layer in wrong and sd[layer].shape[0] != mine[layer].shape[0]:

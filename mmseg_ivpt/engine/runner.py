@@ -11,16 +11,16 @@ import re
 from typing import List, Optional
 
 from .checks import ConfigError, check_data, check_model
+from .config import read_config
 from .config_repair import (add_checksum_hook, arm_annotation_checks,
-                            fix_persistent_workers, read_config,
-                            setup_cpu_distributed)
+                            fix_persistent_workers, setup_cpu_distributed)
 
 
 def prepare(cfg, mode: str) -> None:
     """Checks and setup before ``Runner.from_cfg``; mode 'train' or 'test'."""
     if 'model' not in cfg:
         raise ConfigError('the config has no `model`')
-    check_model(cfg.model)
+    check_model(cfg.model, cfg.get('default_scope'))
     loaders = ('train_dataloader', 'val_dataloader') if mode == 'train' \
         else ('test_dataloader', )
     arm_annotation_checks(check_data(cfg, loaders))
@@ -46,7 +46,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args):
     """Config of ``args.config`` with launcher, --cfg-options
-    (:func:`~.config_repair.apply_cfg_options`) and work_dir applied as
+    (:func:`~.config.apply_cfg_options`) and work_dir applied as
     mmseg's tools do."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

@@ -287,13 +287,13 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
                f'patch_size={model.patch_size}):']
         if missing:
             msg.append(f'  missing in the checkpoint ({len(missing)}): '
-                       f'{_abbrev(missing)}')
+                       f'{abbrev_keys(missing)}')
             if 'patch_embed.proj.bias' in missing:
                 msg.append('  (a checkpoint without a patch-embedding bias '
                            'needs patch_bias=False)')
         if unexpected:
             msg.append(f'  not in the model ({len(unexpected)}): '
-                       f'{_abbrev(unexpected)}')
+                       f'{abbrev_keys(unexpected)}')
             if 'patch_embed.proj.bias' in unexpected:
                 msg.append('  (the checkpoint has a patch-embedding bias: '
                            'set patch_bias=True)')
@@ -304,7 +304,8 @@ def fit_state_dict(model, sd: Dict[str, Tensor],
             msg.append('  (the checkpoint has no register tokens: set '
                        'num_reg_tokens=0)')
         if wrong:
-            msg.append(f'  shape mismatch ({len(wrong)}): {_abbrev(wrong)}')
+            msg.append(f'  shape mismatch ({len(wrong)}): '
+                       f'{abbrev_keys(wrong)}')
         raise CheckpointMismatchError('\n'.join(msg))
     return out
 
@@ -322,7 +323,9 @@ def _fit_pos_embed(v: Tensor, model, wrong: List[str]) -> Optional[Tensor]:
                             getattr(model, 'pos_interp', 'bicubic'))
 
 
-def _abbrev(items: List[str], n: int = 12) -> str:
+def abbrev_keys(items: List[str], n: int = 12) -> str:
+    """The first ``n`` of ``items`` (tensor names), comma-separated, then
+    how many more there are: for error messages."""
     if len(items) <= n:
         return ', '.join(items)
     return ', '.join(items[:n]) + f', ... ({len(items) - n} more)'
@@ -391,7 +394,10 @@ def load_pretrained(model, path: str, prefix: Optional[str] = None) -> str:
     return layout
 
 
-_HEADS = ('decode_head', 'auxiliary_head', 'head', 'neck')
+#: The parts an mmseg / mmpretrain model has beside its backbone, as its
+#: config and its state dict name them: the heads (and with the neck).
+HEAD_KEYS = ('decode_head', 'auxiliary_head', 'head')
+HEAD_AND_NECK_KEYS = HEAD_KEYS + ('neck', )
 
 
 def _trained_model_note(ckpt, path: str) -> Optional[str]:
@@ -404,7 +410,7 @@ def _trained_model_note(ckpt, path: str) -> Optional[str]:
     meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
     record = (getattr(sd, '_metadata', None) or {}).get('backbone') or {}
     prompt_only = 'prompt_only' in meta or 'encoder_fingerprint' in record
-    heads = sorted({k.split('.')[0] for k in sd} & set(_HEADS))
+    heads = sorted({k.split('.')[0] for k in sd} & set(HEAD_AND_NECK_KEYS))
     if not prompt_only and not heads:
         return None
     kind = ('a prompt-only checkpoint of a trained model (its prompts and '

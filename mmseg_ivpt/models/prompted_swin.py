@@ -71,9 +71,10 @@ class PromptedSwin(PromptTuning, SwinEncoder):
         :class:`~.swin.SwinEncoder`.
 
     AR has no arguments here: AR needs a cls token. ``ar_tokens`` /
-    ``ar_mode`` (a ViT method's settings) are a named ``ValueError``, except
-    their "off" values (``ar_tokens=0``, ``ar_mode=None``), which mean what
-    a Swin is anyway and are what the protocol's AR-less methods write.
+    ``ar_mode`` (a ViT method's settings) are a named ``ValueError``, even
+    their "off" values (``ar_tokens=0``, ``ar_mode=None``): AR off is a
+    Swin's only state, and the protocol's AR-less methods write no
+    ``ar_tokens`` into a Swin config (docs/swin.md).
 
     Trainable tensors (attributes of the backbone, as PromptedViT's):
     ``prompts`` and ``da_weights`` (or None). The stages differ in width, so

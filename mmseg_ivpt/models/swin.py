@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .checkpoint import CheckpointMismatchError, _abbrev
+from .checkpoint import CheckpointMismatchError, abbrev_keys
 from .layers import (DropPath, Mlp, PatchEmbed, arch_preset,
                      check_patch_grid, resolve_out_indices)
 
@@ -519,6 +519,6 @@ def fit_swin_state_dict(model: SwinEncoder, sd: Dict[str, Tensor],
                             ('not in the model', unexpected),
                             ('shape mismatch', wrong)):
             if items:
-                msg.append(f'  {what} ({len(items)}): {_abbrev(items)}')
+                msg.append(f'  {what} ({len(items)}): {abbrev_keys(items)}')
         raise CheckpointMismatchError('\n'.join(msg))
     return {k: sd[k] for k in keys}

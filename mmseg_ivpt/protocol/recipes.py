@@ -23,7 +23,7 @@ import functools
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from ..engine.config_repair import apply_cfg_options
+from ..engine.config import apply_cfg_options
 from .errors import MethodError
 from .tasks import locate, task_of
 

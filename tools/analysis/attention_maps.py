@@ -141,7 +141,7 @@ def parse_args():
 def main():
     args = parse_args()
     from mmseg_ivpt.analysis.attention import capture_attention
-    from mmseg_ivpt.engine.config_repair import read_config
+    from mmseg_ivpt.engine.config import read_config
     from mmseg_ivpt.apis.inference import load_model
     specs = [(args.config, args.checkpoint)]
     if args.compare:
