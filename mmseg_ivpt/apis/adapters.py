@@ -154,8 +154,11 @@ class SegmentationAdapter(TaskAdapter):
             b, _, h, w = inputs.shape
             logits = inputs.new_zeros((b, self.model.out_channels, h, w))
             count = inputs.new_zeros((b, 1, h, w))
-            for (y1, y2, x1, x2), f in zip(self.windows(h, w), feats,
-                                           strict=True):
+            windows = self.windows(h, w)
+            if len(windows) != len(feats):
+                raise ValueError(f'task {self.name!r}: {len(feats)} '
+                                 f'features for {len(windows)} windows')
+            for (y1, y2, x1, x2), f in zip(windows, feats):
                 # the crop's size tells decode_head.predict where to resize
                 metas[0]['img_shape'] = inputs[:, :, y1:y2, x1:x2].shape[2:]
                 crop = self._decode(f, metas)
