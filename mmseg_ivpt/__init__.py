@@ -11,4 +11,5 @@ from .version import __version__
 
 REGISTERED_SCOPES = register_all()
 
-__all__ = ['GatedViT', 'PromptedViT', 'ViTEncoder', 'REGISTERED_SCOPES', '__version__']
+__all__ = ['GatedViT', 'PromptedViT', 'ViTEncoder', 'REGISTERED_SCOPES',
+           '__version__']

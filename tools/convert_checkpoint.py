@@ -32,16 +32,20 @@ from collections import OrderedDict
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from tools._venv import ensure  # noqa: E402
+
 ensure('torch', 'timm')  # the repository's .venv unless this python has them
 
 import torch  # noqa: E402
 
-from mmseg_ivpt.models.checkpoint import (convert_to_timm,  # noqa: E402
-                                          detect_layout, fit_state_dict,
-                                          read_checkpoint, unwrap_state_dict)
+from mmseg_ivpt.models.checkpoint import (  # noqa: E402
+    convert_to_timm,
+    detect_layout,
+    fit_state_dict,
+    read_checkpoint,
+    unwrap_state_dict,
+)
 from mmseg_ivpt.models.vit import ViTEncoder  # noqa: E402
-from mmseg_ivpt.utils.integrity import (CheckpointFileError,  # noqa: E402
-                                         add_checksum)
+from mmseg_ivpt.utils.integrity import CheckpointFileError, add_checksum  # noqa: E402
 
 _HEADS_BY_WIDTH = {384: 6, 768: 12, 1024: 16, 1280: 16, 1536: 24}
 

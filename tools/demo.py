@@ -22,6 +22,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
 import numpy as np  # noqa: E402
@@ -65,10 +66,10 @@ def main():
     os.chdir(ROOT)
 
     import torch
+    from mmengine.config import Config
 
     from mmseg_ivpt.datasets import generate_shapes_dataset
     from mmseg_ivpt.models import ViTEncoder
-    from mmengine.config import Config
     cfg = Config.fromfile(CONFIG)
     generate_shapes_dataset(cfg.data_root, num_train=200, num_val=40)
     if not osp.isfile(cfg.pretrained):

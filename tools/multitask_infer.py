@@ -24,6 +24,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
 
@@ -79,8 +80,11 @@ def mask_name(task: str, img: str, taken: set) -> str:
 
 def entry(bank, task: str, img: str, pred, out_dir: str, taken: set):
     """The JSON entry of one prediction (writing its mask)."""
-    from mmseg_ivpt.apis.prediction import (label_mask, mask_png,
-                                            prediction_json)
+    from mmseg_ivpt.apis.prediction import (
+        label_mask,
+        mask_png,
+        prediction_json,
+    )
     info = bank.task_info(task)
     name = None
     if info.kind == 'segmentation':  # as tools/test.py --out writes it

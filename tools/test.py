@@ -33,12 +33,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
 from mmseg_ivpt.engine.checks import checkpoint_fit_hook  # noqa: E402
-from mmseg_ivpt.engine.runner import (ConfigError,  # noqa: E402
-                                      add_common_args, build_runner,
-                                      load_config)
+from mmseg_ivpt.engine.runner import (  # noqa: E402
+    ConfigError,
+    add_common_args,
+    build_runner,
+    load_config,
+)
 
 
 def parse_args():

@@ -33,8 +33,16 @@ import statistics
 import sys
 import time
 import traceback
-from typing import (Any, Callable, Dict, Hashable, List, NamedTuple,
-                    Optional, Sequence)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Hashable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+)
 
 # glibc's M_MMAP_THRESHOLD (mallopt) and the threshold set: blocks of this
 # size and larger are mmap-ed and unmapped when freed (no dynamic raising)

@@ -34,16 +34,28 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from types import MappingProxyType
-from typing import (Dict, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+from typing import (
+    Dict,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..models.checkpoint import CheckpointMismatchError, EncoderMismatchError
-from ..models.multitask import (MUX_MODES, TaskMux, check_task_backbone,
-                                tensor_bytes)
+from ..models.multitask import (
+    MUX_MODES,
+    TaskMux,
+    check_task_backbone,
+    tensor_bytes,
+)
 from .adapters import AdapterError, TaskAdapter, adapter_for
 from .inference import scope_of
 from .prediction import TaskInfo

@@ -4,8 +4,7 @@ and what a data set config is for (:mod:`.tasks`, toolbox-free). Each part
 is there when its toolbox is installed."""
 from importlib.util import find_spec
 
-from .tasks import (DataError, DataTask, dataset_task,  # noqa
-                    reduce_zero_label_of)
+from .tasks import DataError, DataTask, dataset_task, reduce_zero_label_of  # noqa
 
 __all__ = ['DataError', 'DataTask', 'dataset_task', 'reduce_zero_label_of']
 if find_spec('mmseg') is not None:

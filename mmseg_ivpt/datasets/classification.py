@@ -157,7 +157,8 @@ class FGVC(BaseDataset):
         default_prefix = FGVC_DATASETS[name][1]
         self.name, self.splits = name, splits
         self.check_images = check_images
-        self.image_folder = default_prefix if img_prefix is None else img_prefix
+        self.image_folder = (default_prefix if img_prefix is None
+                             else img_prefix)
         super().__init__(
             ann_file='train.json', data_root=data_root,
             metainfo=dict(classes=self.task_of_config(

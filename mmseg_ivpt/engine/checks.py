@@ -13,9 +13,14 @@ import os.path as osp
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..models.checkpoint import (HEAD_AND_NECK_KEYS, HEAD_KEYS,
-                                 CheckpointMismatchError, abbrev_keys,
-                                 detect_layout, unwrap_state_dict)
+from ..models.checkpoint import (
+    HEAD_AND_NECK_KEYS,
+    HEAD_KEYS,
+    CheckpointMismatchError,
+    abbrev_keys,
+    detect_layout,
+    unwrap_state_dict,
+)
 from ..models.vit import ViTEncoder, resolve_arch
 
 

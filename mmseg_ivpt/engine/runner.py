@@ -12,8 +12,12 @@ from typing import List, Optional
 
 from .checks import ConfigError, check_data, check_model
 from .config import read_config
-from .config_repair import (add_checksum_hook, arm_annotation_checks,
-                            fix_persistent_workers, setup_cpu_distributed)
+from .config_repair import (
+    add_checksum_hook,
+    arm_annotation_checks,
+    fix_persistent_workers,
+    setup_cpu_distributed,
+)
 
 
 def prepare(cfg, mode: str) -> None:

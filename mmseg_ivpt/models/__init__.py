@@ -6,8 +6,11 @@ Prompt tuning of either (:class:`PromptTuning`, ``prompt_tuning.py``):
 :class:`PromptTunedViT` and its methods :class:`PromptedViT`,
 :class:`GatedViT`; :class:`PromptedSwin`.
 """
-from .checkpoint import (CheckpointMismatchError, load_encoder_weights,
-                         load_pretrained)
+from .checkpoint import (
+                         CheckpointMismatchError,
+                         load_encoder_weights,
+                         load_pretrained,
+)
 from .gated_vit import GatedViT
 from .layers import cdc_prompts, insert_slot, replace_slot, resize_pos_embed
 from .prompt_tuned import PromptTunedViT

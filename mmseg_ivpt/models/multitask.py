@@ -38,9 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import (CheckpointMismatchError, convert_to_timm,
-                         detect_layout, load_encoder_weights, logger,
-                         read_checkpoint, unwrap_state_dict)
+from .checkpoint import (
+    CheckpointMismatchError,
+    convert_to_timm,
+    detect_layout,
+    load_encoder_weights,
+    logger,
+    read_checkpoint,
+    unwrap_state_dict,
+)
 from .prompt_tuned import PromptTunedViT
 from .vit import ViTEncoder
 
@@ -288,7 +294,8 @@ class TaskMux(nn.Module):
                                       x.shape[1], hw))
             xs.append(x)
             start = stop
-        keep = sorted({i for u in packed.units for i in u.backbone.out_indices})
+        keep = sorted({i for u in packed.units
+                       for i in u.backbone.out_indices})
         raw = self.encoder.run_blocks(packed.pack(xs), packed, keep,
                                       hooks=self)
         return [u.backbone.outputs(

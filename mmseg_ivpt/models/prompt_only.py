@@ -31,8 +31,13 @@ from typing import Dict, List, Optional
 
 from ..utils.integrity import CheckpointFileError
 from ..utils.safe_load import SOURCE_FILE_KEY
-from .checkpoint import (ALLOW_OTHER_ENCODER, CheckpointMismatchError,
-                         EncoderMismatchError, load_pretrained, logger)
+from .checkpoint import (
+    ALLOW_OTHER_ENCODER,
+    CheckpointMismatchError,
+    EncoderMismatchError,
+    load_pretrained,
+    logger,
+)
 
 
 # ----------------------------------------------------------------- write

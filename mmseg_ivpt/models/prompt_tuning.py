@@ -160,7 +160,8 @@ class PromptTuning:
           paths, relative to the checkpoint then absolute, whose
           fingerprint matches; the loader may have dropped ``init_cfg``:
           ``mmseg.apis.init_model`` does). The encoder must have the
-          fingerprint the checkpoint recorded, else :class:`~.checkpoint.EncoderMismatchError`
+          fingerprint the checkpoint recorded, else
+          :class:`~.checkpoint.EncoderMismatchError`
           (override: ``IVPT_ALLOW_OTHER_ENCODER=1``).
         """
         own = {prefix + k: v for k, v in self.state_dict().items()}

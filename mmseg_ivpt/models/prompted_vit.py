@@ -52,8 +52,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .layers import (cdc_prompts, insert_slot, prompt_init_bound,
-                     replace_slot)
+from .layers import cdc_prompts, insert_slot, prompt_init_bound, replace_slot
 from .prompt_tuned import PromptTunedViT
 
 PROMPT_STRUCTURES = ('shallow', 'deep', 'vanilla_cdc', 'cdc', 'provp',

@@ -31,8 +31,14 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .checkpoint import CheckpointMismatchError, abbrev_keys
-from .layers import (DropPath, Mlp, PatchEmbed, arch_preset,
-                     check_patch_grid, resolve_out_indices)
+from .layers import (
+    DropPath,
+    Mlp,
+    PatchEmbed,
+    arch_preset,
+    check_patch_grid,
+    resolve_out_indices,
+)
 
 SWIN_ARCHS: Dict[str, dict] = {
     't': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),

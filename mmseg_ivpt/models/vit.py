@@ -34,11 +34,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .checkpoint import (check_architecture, convert_to_timm, detect_layout,
-                         fit_state_dict)
-from .layers import (POS_INTERP_MODES, DropPath, LayerScale, Mlp, PatchEmbed,
-                     arch_preset, check_patch_grid, resize_pos_embed,
-                     resolve_out_indices)
+from .checkpoint import (
+    check_architecture,
+    convert_to_timm,
+    detect_layout,
+    fit_state_dict,
+)
+from .layers import (
+    POS_INTERP_MODES,
+    DropPath,
+    LayerScale,
+    Mlp,
+    PatchEmbed,
+    arch_preset,
+    check_patch_grid,
+    resize_pos_embed,
+    resolve_out_indices,
+)
 
 ARCH_SETTINGS: Dict[str, Dict[str, int]] = {
     's': dict(embed_dims=384, num_layers=12, num_heads=6,

@@ -31,6 +31,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
 import numpy as np  # noqa: E402
@@ -141,8 +142,8 @@ def parse_args():
 def main():
     args = parse_args()
     from mmseg_ivpt.analysis.attention import capture_attention
-    from mmseg_ivpt.engine.config import read_config
     from mmseg_ivpt.apis.inference import load_model
+    from mmseg_ivpt.engine.config import read_config
     specs = [(args.config, args.checkpoint)]
     if args.compare:
         specs.append(tuple(args.compare))

@@ -53,6 +53,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure('torch', 'timm')  # only: no .venv needed where python has it
 
 METHODS = ('timm', 'vpt_shallow', 'vpt_deep', 'cdc', 'cdc_da', 'cdc_da_ar',
@@ -184,8 +185,11 @@ def compare(args):
     interleaved run."""
     import torch
 
-    from mmseg_ivpt.analysis.benchmark import (device_name, interleaved_times,
-                                               summary)
+    from mmseg_ivpt.analysis.benchmark import (
+        device_name,
+        interleaved_times,
+        summary,
+    )
     other = models_of(args.against)
     steps, trainable = {}, {}
     for name in args.methods:
@@ -239,8 +243,12 @@ def main():
     args = p.parse_args()
     import torch
 
-    from mmseg_ivpt.analysis.benchmark import (device_name, interleaved_times,
-                                               peak_memory, summary)
+    from mmseg_ivpt.analysis.benchmark import (
+        device_name,
+        interleaved_times,
+        peak_memory,
+        summary,
+    )
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.against:

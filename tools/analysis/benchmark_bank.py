@@ -52,6 +52,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure('torch')  # only: no .venv needed where python has it
 
 CONFIGS = ('separate', 'bank-pad', 'bank-group')
@@ -256,8 +257,7 @@ def main():
     args = p.parse_args()
     import torch
 
-    from mmseg_ivpt.analysis.benchmark import (device_name, peak_memory,
-                                               summary)
+    from mmseg_ivpt.analysis.benchmark import device_name, peak_memory, summary
     if args.threads:
         torch.set_num_threads(args.threads)
 

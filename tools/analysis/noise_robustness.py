@@ -27,11 +27,16 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
+from mmseg_ivpt.analysis.robustness import (  # noqa: E402
+    evaluate_under_noise,
+    model_labels,
+    plot,
+    write_csv,
+)
 from mmseg_ivpt.engine.runner import build_runner, load_config  # noqa: E402
-from mmseg_ivpt.analysis.robustness import (evaluate_under_noise,  # noqa: E402
-                                        model_labels, plot, write_csv)
 
 
 def parse_args(argv=None):

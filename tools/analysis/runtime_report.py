@@ -49,6 +49,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
 
@@ -206,7 +207,10 @@ def main(argv=None):
     import torch
 
     import mmseg_ivpt  # noqa: F401
-    from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
+    from mmseg_ivpt.analysis.params import (
+        build_model_on_meta,
+        count_parameters,
+    )
     from mmseg_ivpt.apis.inference import scope_of
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -225,8 +229,11 @@ def main(argv=None):
                 load_cfg(p, m, args)))['trainable'] for p in paths}
         cfgs[name] = load_cfg(path, m, args)
         res[name] = {}
-    from mmseg_ivpt.analysis.benchmark import (device_name, interleaved_times,
-                                               peak_memory)
+    from mmseg_ivpt.analysis.benchmark import (
+        device_name,
+        interleaved_times,
+        peak_memory,
+    )
     for name in cfgs if not (args.no_timing or args.no_memory) else ():
         res[name]['peak_mb'] = peak_memory(
             memory_step, cfgs[name], scope_of(cfgs[name]), args,

@@ -22,6 +22,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
 

@@ -1,8 +1,10 @@
 """Make VPT's FGVC layout (<out>/<folder>/{train,val,test}.json and the
 images) from a data set's official archives (docs/data.md).
 
-    python tools/dataset_converters/fgvc.py cub --src ~/Downloads/cub --out data/fgvc
-    python tools/dataset_converters/fgvc.py stanford_dogs --src DIR --splits VPT_JSON_DIR
+    python tools/dataset_converters/fgvc.py cub \
+        --src ~/Downloads/cub --out data/fgvc
+    python tools/dataset_converters/fgvc.py stanford_dogs \
+        --src DIR --splits VPT_JSON_DIR
 
 --src holds the official archives (or their extracted contents):
   cub             CUB_200_2011.tgz
@@ -21,8 +23,10 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure('torch', 'mmengine', 'scipy', 'PIL')
 
 from mmseg_ivpt.datasets.converters.common import ConversionError  # noqa

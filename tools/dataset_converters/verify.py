@@ -11,8 +11,10 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure('torch', 'mmengine', 'mmpretrain', 'PIL')
 
 from mmseg_ivpt.datasets.converters.verify import verify  # noqa: E402

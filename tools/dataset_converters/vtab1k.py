@@ -1,8 +1,9 @@
 """Convert VTAB-1k's 19 tasks from TensorFlow Datasets into the layout the
 configs read (docs/data.md), without tensorflow.
 
-    python tools/dataset_converters/vtab1k.py --tfds-dir ~/tensorflow_datasets \
-        --out data/vtab-1k [--tasks cifar kitti ...] [--format png|jpg]
+    python tools/dataset_converters/vtab1k.py \
+        --tfds-dir ~/tensorflow_datasets --out data/vtab-1k \
+        [--tasks cifar kitti ...] [--format png|jpg]
 
 Reads the data sets as TFDS prepared them (array_record or tfrecord), with
 google-research/task_adaptation's split strings, label functions and image
@@ -14,8 +15,10 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
+
 ensure('torch', 'mmengine', 'mmpretrain', 'tensorflow_datasets', 'PIL', 'tqdm')
 
 from mmseg_ivpt.datasets.converters.common import ConversionError  # noqa

@@ -13,4 +13,5 @@ imports neither tensorflow_datasets nor scipy; the functions that need them
 import them.
 """
 from .common import ConversionError  # noqa: F401
+
 __all__ = ['ConversionError']

@@ -72,7 +72,8 @@ def encode_image(image: np.ndarray, fmt: str) -> bytes:
     elif fmt == 'jpg':
         Image.fromarray(image).save(buf, format='JPEG', quality=JPEG_QUALITY)
     else:
-        raise ConversionError(f'format={fmt!r}; allowed: {list(IMAGE_FORMATS)}')
+        raise ConversionError(
+            f'format={fmt!r}; allowed: {list(IMAGE_FORMATS)}')
     return buf.getvalue()
 
 

@@ -1,7 +1,8 @@
 """FGVC from the official archives into VPT's layout (docs/data.md)::
 
-    <out>/<folder>/{train,val,test}.json     {"path below the image folder": label}
-    <out>/<folder>/<image folder>/...         the official images
+    <out>/<folder>/{train,val,test}.json  {"path below the image folder":
+                                           label}
+    <out>/<folder>/<image folder>/...      the official images
 
 ``<folder>`` and the image folder are the ones the configs read
 (:data:`mmseg_ivpt.datasets.FGVC_DATASETS`, ``configs/_base_/datasets/

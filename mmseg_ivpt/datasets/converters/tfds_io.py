@@ -53,7 +53,8 @@ def open_prepared(folder: str):
 
 
 def split_sizes(builder) -> dict:
-    return {name: int(s.num_examples) for name, s in builder.info.splits.items()}
+    return {name: int(s.num_examples)
+            for name, s in builder.info.splits.items()}
 
 
 def file_instructions(builder, split: str):

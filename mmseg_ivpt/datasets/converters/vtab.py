@@ -19,11 +19,26 @@ import shutil
 import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from .common import (IMAGE_FORMATS, MANIFEST, ConversionError,
-                     atomic_write_bytes, atomic_write_json, atomic_write_text,
-                     checksums, encode_image, progress, read_manifest)
-from .tfds_io import (dataset_folder, describe, num_examples, open_prepared,
-                      prepared_versions, read_split)
+from .common import (
+    IMAGE_FORMATS,
+    MANIFEST,
+    ConversionError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    checksums,
+    encode_image,
+    progress,
+    read_manifest,
+)
+from .tfds_io import (
+    dataset_folder,
+    describe,
+    num_examples,
+    open_prepared,
+    prepared_versions,
+    read_split,
+)
 from .vtab_tasks import IMAGE_SPLITS, TRAIN_SIZE, VAL_SIZE, VTAB_SOURCES
 
 TXT_FILES = ('train800.txt', 'val200.txt', 'train800val200.txt', 'test.txt')
