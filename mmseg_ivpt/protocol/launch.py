@@ -16,7 +16,10 @@ one run.
   runs' times.
 
 Every run is first checked (:func:`check_runs`): a folder holding a run of
-another config is an error before anything is trained or submitted.
+another config is an error before anything is trained or submitted. What a
+launch reports (:class:`Outcome`, :func:`print_summary`, ``status``) lists
+the runs in the order they were given (the plan's), whatever order they
+finished in.
 """
 import datetime
 import glob
@@ -69,7 +72,7 @@ class Outcome(NamedTuple):
     """What a launch did: top-1 of every finished run (trained now or
     before) by work dir; the labels of the runs trained now, of those
     skipped (finished before, or running elsewhere) and (label, log) of the
-    failed ones."""
+    failed ones, each list in the order the runs were given."""
     top1: Dict[str, float]
     trained: List[str]
     skipped: List[str]
@@ -146,7 +149,8 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
     """Train every run not finished yet, ``workers`` at once
     (:func:`gpu_slots`), each resumed from its last checkpoint; with one
     worker its output is printed as well as written to its ``train.log``.
-    ``progress``: :class:`.runs.Progress`."""
+    ``progress``: :class:`.runs.Progress` (one line per run as it ends).
+    The outcome's lists are in the order of ``runs``."""
     slots = gpu_slots(workers, gpus)
     done = check_runs(runs)
     elsewhere = busy([r for r in runs if done[r.work_dir] is None])
@@ -155,6 +159,7 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
         free.put(slot)
     lock = threading.Lock()
     out = Outcome({}, [], [], [])
+    failed = {}  # work dir -> (label, log), in the order they ended
     todo = []
     for r in runs:
         if done[r.work_dir] is not None:
@@ -180,7 +185,7 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
             secs = (datetime.datetime.now() - t).total_seconds()
             log = osp.join(r.work_dir, LOG)
             with lock:
-                out.failed.append((r.label, log))
+                failed[r.work_dir] = (r.label, log)
                 progress.update(r.label, f'FAILED ({_reason(e)}; log {log})',
                                 secs)
             return
@@ -189,11 +194,14 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
         secs = (datetime.datetime.now() - t).total_seconds()
         with lock:
             out.top1[r.work_dir] = top1
-            out.trained.append(r.label)
             progress.update(r.label, f'top-1 {top1:.2f}', secs)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(train, todo))
+    # the plan's order, not the order the runs ended in
+    out.trained.extend(r.label for r in todo if r.work_dir in out.top1)
+    out.failed.extend(failed[r.work_dir] for r in todo
+                      if r.work_dir in failed)
     return out
 
 
