@@ -1,6 +1,17 @@
-"""A run's work dir and what it says about the run: its config (by digest),
-its state (done / running / pending / failed) and the step that trains it
-and writes its ``result.json``.
+"""Every name of the protocol's folders, what a run's work dir says about
+the run (its config, by digest; its state: done / running / pending /
+failed; its result) and the step that trains it and writes its
+``result.json``.
+
+A task's folder (:class:`TaskFolder`),
+``WORK_ROOT/<benchmark>/<method>[-<backbone>]/<task>``:
+
+* ``sweep/lr<base lr>_wd<wd>/``: a run of the sweep (:func:`sweep_run_name`);
+* ``sweep/best.json``: the best of the sweep's finished runs;
+* ``final/seed<s>/``: a final run (:func:`final_run_name`);
+* ``final/results.json``: the final runs' mean and std over the seeds.
+
+The Slurm array's run lists and logs: ``WORK_ROOT/slurm/``.
 
 The files of a run folder:
 
@@ -26,18 +37,105 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 try:
     from .errors import RunConflictError
 except ImportError:  # run as a script by the Slurm array task
     from errors import RunConflictError  # type: ignore
 
+#: the files of a run folder
+CONFIG = 'config.py'
 RESULT = 'result.json'
 STARTED = 'protocol.json'
 RUNNING = 'running.json'
 SUBMITTED = 'slurm.json'
 LOG = 'train.log'
+#: the folders and files of a task folder, and the work root's Slurm folder
+SWEEP = 'sweep'
+FINAL = 'final'
+BEST = 'best.json'
+RESULTS = 'results.json'
+SLURM = 'slurm'
+#: the backbone whose work dirs carry no ``-<backbone>`` suffix
+DEFAULT_BACKBONE = 'vitb16'
+
+
+def sweep_run_name(base_lr: float, wd: float) -> str:
+    """The folder of a sweep's run: ``lr<base lr>_wd<wd>``."""
+    return f'lr{base_lr:g}_wd{wd:g}'
+
+
+def final_run_name(seed: int) -> str:
+    """The folder of a final run: ``seed<s>``."""
+    return f'seed{seed}'
+
+
+def method_dir(method: str, backbone: str) -> str:
+    """``<method>``, or ``<method>-<backbone>`` for another backbone than
+    ViT-B/16."""
+    return method if backbone == DEFAULT_BACKBONE else f'{method}-{backbone}'
+
+
+class TaskFolder(NamedTuple):
+    """The folder of one task of one method: where its runs and summaries
+    are (every name above, in one place)."""
+    path: str
+
+    @classmethod
+    def of(cls, work_root: str, benchmark: str, method: str, backbone: str,
+           task: str) -> 'TaskFolder':
+        return cls(osp.join(work_root, benchmark,
+                            method_dir(method, backbone), task))
+
+    @property
+    def sweep(self) -> str:
+        return osp.join(self.path, SWEEP)
+
+    @property
+    def final(self) -> str:
+        return osp.join(self.path, FINAL)
+
+    @property
+    def best_file(self) -> str:
+        """``sweep/best.json``."""
+        return osp.join(self.sweep, BEST)
+
+    @property
+    def results_file(self) -> str:
+        """``final/results.json``."""
+        return osp.join(self.final, RESULTS)
+
+    def sweep_run(self, base_lr: float, wd: float) -> str:
+        return osp.join(self.sweep, sweep_run_name(base_lr, wd))
+
+    def final_run(self, seed: int) -> str:
+        return osp.join(self.final, final_run_name(seed))
+
+
+class RunResult(NamedTuple):
+    """A finished run's ``result.json``: its top-1, the digest of its
+    config, the seconds of its last training, and the whole record (what
+    the run was: lr, wd, seed, ...)."""
+    top1: float
+    config_digest: Optional[str]
+    seconds: Optional[float]
+    record: dict
+
+
+def read_result(work_dir: str) -> Optional[RunResult]:
+    """The one reader of a run's ``result.json``: None where there is none,
+    or a damaged one (no number as ``top1``: the run is trained again)."""
+    res = read_json(osp.join(work_dir, RESULT))
+    if res is None:
+        return None
+    try:
+        top1 = float(res['top1'])
+    except (ValueError, KeyError, TypeError):
+        return None
+    secs = res.get('seconds')
+    return RunResult(top1, res.get('config_digest'),
+                     secs if isinstance(secs, (int, float)) else None, res)
 
 
 def read_json(path: str) -> Optional[dict]:
@@ -66,19 +164,16 @@ def write_json(path: str, obj: dict):
 def finished_result(work_dir: str, digest: str) -> Optional[float]:
     """The top-1 of a finished run of this exact config, else None. A run
     of another config in ``work_dir`` is an error (never overwritten)."""
-    res = read_json(osp.join(work_dir, RESULT))
-    if res is None:
-        return None
-    try:
-        top1, got = float(res['top1']), res['config_digest']
-    except (ValueError, KeyError, TypeError):
+    res = read_result(work_dir)
+    if res is None or res.config_digest is None:
         return None  # damaged: run again
+    got = res.config_digest
     if got != digest:
         raise RunConflictError(
             f'{work_dir} holds a finished run of another config (digest '
             f'{got}, this one {digest}); remove it or pass another '
             '--work-root')
-    return top1
+    return res.top1
 
 
 def check_folder(work_dir: str, digest: str) -> Optional[float]:
@@ -200,16 +295,16 @@ def run_state(work_dir: str, digest: str,
     a running Slurm task), ``pending`` (not started, or queued in Slurm),
     ``failed`` (started and neither finished nor running: interrupted,
     crashed, cancelled; or a folder of another config). ``queue``: Slurm's
-    ``{job_task: state}`` (:func:`.slurm.queue`), {} without Slurm."""
+    ``{job_task: state}`` (:func:`.launch.slurm_queue`), {} without
+    Slurm."""
     try:
         done = finished_result(work_dir, digest)
     except RunConflictError as e:
         return 'failed', str(e)
     if done is not None:
-        res = read_json(osp.join(work_dir, RESULT)) or {}
-        secs = res.get('seconds')
+        secs = read_result(work_dir).seconds
         return 'done', f'top-1 {done:.2f}' + (
-            f' in {secs:.0f}s' if isinstance(secs, (int, float)) else '')
+            f' in {secs:.0f}s' if secs is not None else '')
     running = read_json(osp.join(work_dir, RUNNING))
     submitted = read_json(osp.join(work_dir, SUBMITTED)) or {}
     jobs = [j for j in ((running or {}).get('slurm_job'),

@@ -16,7 +16,10 @@ one run.
   runs' times.
 
 Every run is first checked (:func:`check_runs`): a folder holding a run of
-another config is an error before anything is trained or submitted.
+another config is an error before anything is trained or submitted. What a
+launch reports (:class:`Outcome`, :func:`print_summary`, ``status``) lists
+the runs in the order they were given (the plan's), whatever order they
+finished in.
 """
 import datetime
 import glob
@@ -33,43 +36,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from .errors import ProtocolError
-from .folder import (LOG, RESULT, STARTED, SUBMITTED, check_folder,
-                     log_tail, read_json, run_state, write_json,
-                     write_text)
-from .runs import (_hms, config_digest, prepare_run, run_training,
-                   train_env)
+from .errors import LaunchError
+from .folder import (CONFIG, LOG, SLURM, STARTED, SUBMITTED, check_folder,
+                     log_tail, read_json, read_result, run_state,
+                     write_json, write_text)
+from .runs import Run, hms, prepare_run, train_command, train_env, train_run
 from .tasks import ROOT
 
 #: the batch script of one array task
 SLURM_SCRIPT = osp.join(ROOT, 'tools', 'slurm_protocol.sh')
 
 
-class LaunchError(ProtocolError, ValueError):
-    """A launcher that cannot start: too few GPUs for the workers, no
-    ``sbatch``, a partition Slurm does not know."""
-
-
-class Run(NamedTuple):
-    """One training of the protocol: ``cfg`` (its total batch) in
-    ``work_dir``; ``record``: what it is, for its ``result.json``."""
-    task: str
-    name: str  #: its folder's name: ``lr0.5_wd0``, ``seed42``
-    work_dir: str
-    cfg: object
-    record: dict
-    label: str  #: how progress lines name it
-
-    @property
-    def digest(self) -> str:
-        return config_digest(self.cfg)
-
-
 class Outcome(NamedTuple):
     """What a launch did: top-1 of every finished run (trained now or
     before) by work dir; the labels of the runs trained now, of those
     skipped (finished before, or running elsewhere) and (label, log) of the
-    failed ones."""
+    failed ones, each list in the order the runs were given."""
     top1: Dict[str, float]
     trained: List[str]
     skipped: List[str]
@@ -92,8 +74,8 @@ def unfinished_runs(folder: str, family: Optional[str] = None) -> List[str]:
         if family and (started.get('record') or {}).get(
                 'grid_digest') != family:
             continue
-        res = read_json(osp.join(osp.dirname(path), RESULT)) or {}
-        if res.get('config_digest') != started.get('config_digest'):
+        res = read_result(osp.dirname(path))
+        if res is None or res.config_digest != started.get('config_digest'):
             names.append(osp.basename(osp.dirname(path)))
     return names
 
@@ -144,9 +126,11 @@ def gpu_slots(workers: int, gpus: int) -> List[Optional[Dict[str, str]]]:
 def run_local(runs: Sequence[Run], gpus: int, workers: int,
               progress) -> Outcome:
     """Train every run not finished yet, ``workers`` at once
-    (:func:`gpu_slots`), each resumed from its last checkpoint; with one
-    worker its output is printed as well as written to its ``train.log``.
-    ``progress``: :class:`.runs.Progress`."""
+    (:func:`gpu_slots`), each resumed from its last checkpoint
+    (:func:`.runs.train_run`); with one worker its output is printed as
+    well as written to its ``train.log``. ``progress``:
+    :class:`.runs.Progress` (one line per run as it ends). The outcome's
+    lists are in the order of ``runs``."""
     slots = gpu_slots(workers, gpus)
     done = check_runs(runs)
     elsewhere = busy([r for r in runs if done[r.work_dir] is None])
@@ -155,6 +139,7 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
         free.put(slot)
     lock = threading.Lock()
     out = Outcome({}, [], [], [])
+    failed = {}  # work dir -> (label, log), in the order they ended
     todo = []
     for r in runs:
         if done[r.work_dir] is not None:
@@ -174,13 +159,12 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
         env.update(slot or {})
         t = datetime.datetime.now()
         try:
-            top1 = run_training(r.cfg, r.work_dir, gpus, r.record, env=env,
-                                echo=workers == 1)
+            top1 = train_run(r, gpus, env=env, echo=workers == 1)
         except (subprocess.CalledProcessError, OSError, ValueError) as e:
             secs = (datetime.datetime.now() - t).total_seconds()
             log = osp.join(r.work_dir, LOG)
             with lock:
-                out.failed.append((r.label, log))
+                failed[r.work_dir] = (r.label, log)
                 progress.update(r.label, f'FAILED ({_reason(e)}; log {log})',
                                 secs)
             return
@@ -189,12 +173,28 @@ def run_local(runs: Sequence[Run], gpus: int, workers: int,
         secs = (datetime.datetime.now() - t).total_seconds()
         with lock:
             out.top1[r.work_dir] = top1
-            out.trained.append(r.label)
             progress.update(r.label, f'top-1 {top1:.2f}', secs)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(train, todo))
+    # the plan's order, not the order the runs ended in
+    out.trained.extend(r.label for r in todo if r.work_dir in out.top1)
+    out.failed.extend(failed[r.work_dir] for r in todo
+                      if r.work_dir in failed)
     return out
+
+
+def dry_run_local(runs: Sequence[Run], gpus: int,
+                  stream=None) -> List[List[str]]:
+    """``--dry-run`` of the local launcher: every run checked
+    (:func:`check_runs`), the command that would train each printed (and
+    returned); nothing written."""
+    check_runs(runs)
+    cmds = [train_command(osp.join(r.work_dir, CONFIG), r.work_dir, gpus)
+            for r in runs]
+    for cmd in cmds:
+        print('  ' + ' '.join(cmd), file=stream or sys.stdout)
+    return cmds
 
 
 def _reason(e: Exception) -> str:
@@ -275,14 +275,16 @@ def submit_slurm(runs: Sequence[Run], work_root: str, job_name: str,
                  partition: str, gpus_per_run: int,
                  max_concurrent: Optional[int], slurm_args: Sequence[str],
                  dry_run: bool = False, wait: bool = False,
-                 poll: float = 5.) -> Outcome:
+                 poll: float = 5., stream=None) -> Outcome:
     """Submit the runs that are neither finished nor queued / running as
     one job array (:func:`sbatch_command`); each run is prepared first
     (its ``config.py``, ``protocol.json``) and records its array task
     (``slurm.json``). ``dry_run``: print the ``sbatch`` command line and
     the array's run list; write and submit nothing. ``wait``: return when
     no task of the array is left in Slurm's queue (asked every
-    ``poll`` seconds)."""
+    ``poll`` seconds). What it does is printed to ``stream`` (default
+    stdout)."""
+    stream = stream or sys.stdout
     if max_concurrent is not None and max_concurrent < 1:
         raise LaunchError(f'--max-concurrent must be >= 1, got '
                           f'{max_concurrent}')
@@ -300,30 +302,30 @@ def submit_slurm(runs: Sequence[Run], work_root: str, job_name: str,
             todo.append(r)
     print(f'# {len(runs)} runs: {len(done) - len(elsewhere) - len(todo)} '
           f'finished, {len(elsewhere)} queued or running, {len(todo)} to '
-          'submit')
+          'submit', file=stream)
     for r in runs:
         if r.work_dir in elsewhere:
-            print(f'#   {r.label}: {elsewhere[r.work_dir]}')
+            print(f'#   {r.label}: {elsewhere[r.work_dir]}', file=stream)
     if not todo:
         return out
-    log_dir = osp.join(work_root, 'slurm')
+    log_dir = osp.join(work_root, SLURM)
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')
     run_list = osp.join(log_dir, f'{job_name}-{stamp}.runs')
     procs = max(1, gpus_per_run)
     cmd = sbatch_command(len(todo), run_list, partition, job_name,
                          gpus_per_run, max_concurrent, slurm_args, log_dir)
     if dry_run:
-        print(' '.join(shlex.quote(c) for c in cmd))
-        print(f'# {run_list} (array index: run):')
+        print(' '.join(shlex.quote(c) for c in cmd), file=stream)
+        print(f'# {run_list} (array index: run):', file=stream)
         for i, r in enumerate(todo):
-            print(f'{i}\t{osp.abspath(r.work_dir)}\t# {r.label}')
+            print(f'{i}\t{osp.abspath(r.work_dir)}\t# {r.label}', file=stream)
         return out
     for r in todo:
         prepare_run(r.cfg, r.work_dir, procs, r.record)
     os.makedirs(log_dir, exist_ok=True)
     write_text(run_list, ''.join(f'{osp.abspath(r.work_dir)}\n'
                                  for r in todo))
-    print(' '.join(shlex.quote(c) for c in cmd), flush=True)
+    print(' '.join(shlex.quote(c) for c in cmd), file=stream, flush=True)
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode:
         raise LaunchError(f'sbatch failed (exit {res.returncode}): '
@@ -336,7 +338,7 @@ def submit_slurm(runs: Sequence[Run], work_root: str, job_name: str,
     print(f'# submitted job array {job}: {len(todo)} runs '
           f'({"at most %d at once" % max_concurrent if max_concurrent else "no limit at once"}); '  # noqa: E501
           f'their output: {log_dir}/{job}_<index>.out and each run\'s '
-          f'{LOG}', flush=True)
+          f'{LOG}', file=stream, flush=True)
     if wait:
         while any(k.split('_')[0] == job for k in slurm_queue()):
             time.sleep(poll)
@@ -351,29 +353,46 @@ def submit_slurm(runs: Sequence[Run], work_root: str, job_name: str,
 
 
 # -------------------------------------------------------------- status --
+class RunStatus(NamedTuple):
+    """Where one run stands: ``state`` done / running / pending / failed,
+    ``detail`` (top-1 and time, the process or Slurm job, why it failed),
+    the tail of its log where it failed, the seconds of a finished one."""
+    run: Run
+    state: str
+    detail: str
+    log_tail: List[str]
+    seconds: Optional[float]
+
+
+class StatusReport(NamedTuple):
+    """:func:`status_report`'s answer: every run's :class:`RunStatus` (in
+    the order given), the counts by state and the ETA line."""
+    runs: List[RunStatus]
+    counts: Dict[str, int]
+    eta: str
+
+
 def status_report(runs: Sequence[Run], stream=None,
-                  tail: int = 5) -> Dict[str, int]:
+                  tail: int = 5) -> StatusReport:
     """One line per run, ``STATE  task stage/name  detail`` (the failed
     ones followed by the last ``tail`` lines of their log), then the counts
     and an ETA: the runs left x the mean time of the finished ones, over
-    the runs running at once. Returns the counts by state."""
+    the runs running at once. Returns them as a :class:`StatusReport`."""
     stream = stream or sys.stdout
     q = slurm_queue()
     counts = dict(done=0, running=0, pending=0, failed=0)
-    times = []
+    found = []
     for r in runs:
         state, detail = run_state(r.work_dir, r.digest, q)
         counts[state] += 1
         stage = osp.basename(osp.dirname(r.work_dir))
         print(f'{state:8} {r.task} {stage}/{r.name}  {detail}', file=stream)
-        if state == 'failed':
-            for line in log_tail(r.work_dir, tail):
-                print(f'         | {line}', file=stream)
-        if state == 'done':
-            secs = (read_json(osp.join(r.work_dir, RESULT)) or
-                    {}).get('seconds')
-            if isinstance(secs, (int, float)):
-                times.append(secs)
+        lines = log_tail(r.work_dir, tail) if state == 'failed' else []
+        for line in lines:
+            print(f'         | {line}', file=stream)
+        secs = read_result(r.work_dir).seconds if state == 'done' else None
+        found.append(RunStatus(r, state, detail, lines, secs))
+    times = [s.seconds for s in found if s.seconds is not None]
     left = counts['running'] + counts['pending'] + counts['failed']
     line = ', '.join(f'{n} {s}' for s, n in counts.items())
     if not left:
@@ -381,11 +400,10 @@ def status_report(runs: Sequence[Run], stream=None,
     elif times:
         at_once = max(1, counts['running'])
         mean = statistics.mean(times)
-        eta = (f'ETA {_hms(-(-left // at_once) * mean)} ({left} left x '
-               f'{_hms(mean)}, the mean of {len(times)} finished, '
+        eta = (f'ETA {hms(-(-left // at_once) * mean)} ({left} left x '
+               f'{hms(mean)}, the mean of {len(times)} finished, '
                f'{at_once} at once)')
     else:
         eta = 'ETA unknown (no finished run with its time yet)'
     print(f'# {len(runs)} runs: {line}; {eta}', file=stream)
-    return counts
-
+    return StatusReport(found, counts, eta)

@@ -1,10 +1,11 @@
 """The protocol's recipes and methods: VPT's seeds and grids, the
-reference code's optimizer / batch / warm-up per recipe (``RECIPES``), GaPT's
-per-task choices (its paper's Table 5, ``GAPT_TABLE5``: batch, N, gate init
-and the lr of ``final --paper-lr``), the
-variants of the per-task iVPT configs (``METHODS``), and turning a task
-config into a method's (:func:`apply_method`, :func:`load_task_config`),
-its (lr, wd) grid and splits. docs/reproduction.md lists every setting
+reference code's optimizer / batch / warm-up per recipe (``RECIPES``), the
+per-method, per-task settings in one form (:class:`TaskSetting`, looked up
+by :func:`task_settings`: iVPT's N and k, VPT's N, GaPT's Table 5 batch, N,
+gate init and the lr of ``final --paper-lr``, EXPRESS's N), the variants of
+the per-task iVPT configs (``METHODS``), and turning a task config into a
+method's (:func:`apply_method`, :func:`load_task_config`), its (lr, wd)
+grid and splits. docs/reproduction.md lists every setting
 beside its source; tests/test_reproduction.py checks that table against
 what this module and the shipped configs produce.
 
@@ -40,17 +41,38 @@ FINETUNE_LRS = (0.005, 0.001, 0.0005, 0.0001)
 GAPT_LRS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-class GaptSetting(NamedTuple):
-    """One cell group of GaPT's Table 5: what the paper selected for a task
-    and self-supervised ViT-B/16."""
-    batch: int  #: BS
-    num_prompts: int  #: # OF PTS
-    lr: float  #: LR, as the optimizer gets it
-    gate_init: float  #: GATE INIT. (the gate logits start at -gate_init)
+class TaskSetting(NamedTuple):
+    """What a method sets per task: the one form of every method's
+    per-task settings (:func:`task_settings`). None: the method's recipe
+    (or the config) decides, the same for every task."""
+    source: str  #: where the numbers are from (a paper's table)
+    num_prompts: Optional[int] = None  #: N
+    ar_tokens: Optional[int] = None  #: iVPT's k (AR top-k)
+    gate_init: Optional[float] = None  #: GaPT (logits start at -gate_init)
+    batch: Optional[int] = None  #: the total batch
+    lr: Optional[float] = None  #: the paper's lr, as the optimizer gets it
+
+    def backbone(self) -> dict:
+        """The backbone arguments it sets."""
+        return {k: getattr(self, k) for k in ('num_prompts', 'ar_tokens',
+                                              'gate_init')
+                if getattr(self, k) is not None}
+
+    def describe(self, task: str) -> str:
+        """The per-task part of the recipe (batch, lr), as ``--dry-run``
+        prints it; empty where the recipe sets them for every task."""
+        if self.batch is None and self.lr is None:
+            return ''
+        return (f'{self.source} for {task}: batch {self.batch}, N '
+                f'{self.num_prompts}, gate init {self.gate_init:g}, lr '
+                f'{self.lr:g}, wd 0')
 
 
-def _rows(**rows) -> Dict[str, GaptSetting]:
-    return {task: GaptSetting(*row) for task, row in rows.items()}
+def _rows(**rows) -> Dict[str, TaskSetting]:
+    """GaPT Table 5 rows: (BS, # OF PTS, LR, GATE INIT.) per task."""
+    return {task: TaskSetting('GaPT Table 5', num_prompts=n,
+                              gate_init=float(gate), batch=batch, lr=lr)
+            for task, (batch, n, lr, gate) in rows.items()}
 
 
 #: GaPT paper Table 5 ("Selected hyper-parameters of our method for each
@@ -59,7 +81,7 @@ def _rows(**rows) -> Dict[str, GaptSetting]:
 #: (KITTI-DIST: kitti, RETINOPATHY: diabetic_retinopathy, FLOWERS102: VTAB's
 #: oxford_flowers102, FLOWERS: FGVC's oxford_flowers). ``ade20k``: the
 #: configs/gapt_ade20k/ configs.
-GAPT_TABLE5: Dict[str, Dict[str, GaptSetting]] = {
+GAPT_TABLE5: Dict[str, Dict[str, TaskSetting]] = {
     'mae': _rows(
         caltech101=(128, 1, 0.5, 5), cifar=(128, 1, 0.25, 5),
         clevr_dist=(128, 1, 0.1, 15), clevr_count=(128, 1, 0.05, 15),
@@ -152,47 +174,50 @@ _GAPT = dict(type='GatedViT', learn_temperature=True, prompt_dropout=0.1)
 EXPRESS_TOKENS = 20
 
 
-def _m(recipe: str, backbone: Optional[dict] = None, vpt_tokens=False,
-       ssl: Optional[str] = None, replace_backbone=False,
-       table5=False) -> dict:
-    return dict(recipe=recipe, backbone=backbone or {},
-                vpt_tokens=vpt_tokens, ssl=ssl,
-                replace_backbone=replace_backbone, table5=table5)
+def _m(recipe: str, backbone: Optional[dict] = None,
+       per_task: Optional[str] = None, ssl: Optional[str] = None,
+       replace_backbone=False) -> dict:
+    """``per_task``: whose per-task settings (:data:`PER_TASK`) the method
+    takes; None: none (the recipe is the same on every task).
+    ``vpt_tokens`` and ``table5`` say the same for the recipe tables of
+    docs/reproduction.md (VPT's per-task N, GaPT Table 5)."""
+    return dict(recipe=recipe, backbone=backbone or {}, per_task=per_task,
+                ssl=ssl, replace_backbone=replace_backbone,
+                vpt_tokens=per_task == 'vpt', table5=per_task == 'gapt')
 
 
 #: method name -> recipe and backbone overrides of the iVPT task config.
 METHODS: Dict[str, dict] = {
-    'ivpt': _m('prompt'),  # CDC + DA + AR top-k, the task's N and k
-    'cdc_da': _m('prompt', dict(ar_tokens=0)),  # AR "None" (Table 4)
-    'ar_all': _m('prompt', dict(ar_mode='all')),  # AR "All" (Table 4)
-    'cdc': _m('prompt', dict(_OFF)),
-    'vanilla_cdc': _m('prompt', dict(prompt_structure='vanilla_cdc', **_OFF)),
-    'provp': _m('prompt', dict(prompt_structure='provp', **_OFF)),
+    'ivpt': _m('prompt', per_task='ivpt'),  # CDC + DA + AR top-k
+    'cdc_da': _m('prompt', dict(ar_tokens=0), 'ivpt'),  # AR "None" (Table 4)
+    'ar_all': _m('prompt', dict(ar_mode='all'), 'ivpt'),  # AR "All" (Table 4)
+    'cdc': _m('prompt', dict(_OFF), 'ivpt'),
+    'vanilla_cdc': _m('prompt', dict(prompt_structure='vanilla_cdc', **_OFF),
+                      'ivpt'),
+    'provp': _m('prompt', dict(prompt_structure='provp', **_OFF), 'ivpt'),
     'express': _m('prompt', dict(prompt_structure='express',
-                                 num_prompts=EXPRESS_TOKENS, **_OFF)),
-    'vpt_deep': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True),
+                                 num_prompts=EXPRESS_TOKENS, **_OFF),
+                  'express'),
+    'vpt_deep': _m('prompt', dict(_VPT_DEEP), 'vpt'),
     # demo.ipynb: "we don't use dropout for VPT-shallow"
     'vpt_shallow': _m('prompt', dict(prompt_structure='shallow',
-                                     prompt_dropout=0., **_OFF),
-                      vpt_tokens=True),
+                                     prompt_dropout=0., **_OFF), 'vpt'),
     'linear': _m('linear', dict(num_prompts=0, prompt_dropout=0., **_OFF)),
     'bias': _m('finetune', dict(num_prompts=0, finetune='bias',
                                 prompt_dropout=0., **_OFF)),
     'full': _m('finetune', dict(num_prompts=0, finetune='full',
                                 prompt_dropout=0., **_OFF)),
     # Table 6: iVPT and VPT-deep on self-supervised ViT-B/16
-    'ivpt_mae': _m('prompt', ssl='mae'),
-    'ivpt_mocov3': _m('prompt', ssl='mocov3'),
-    'vpt_deep_mae': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True,
-                       ssl='mae'),
-    'vpt_deep_mocov3': _m('prompt', dict(_VPT_DEEP), vpt_tokens=True,
-                          ssl='mocov3'),
+    'ivpt_mae': _m('prompt', per_task='ivpt', ssl='mae'),
+    'ivpt_mocov3': _m('prompt', per_task='ivpt', ssl='mocov3'),
+    'vpt_deep_mae': _m('prompt', dict(_VPT_DEEP), 'vpt', ssl='mae'),
+    'vpt_deep_mocov3': _m('prompt', dict(_VPT_DEEP), 'vpt', ssl='mocov3'),
     # GaPT as its paper ran it: batch, N, gate init (and the lr of
     # `final --paper-lr`) per task from its Table 5, the rest from its code
-    'gapt_mae': _m('gapt', dict(_GAPT), ssl='mae', replace_backbone=True,
-                   table5=True),
-    'gapt_mocov3': _m('gapt', dict(_GAPT), ssl='mocov3',
-                      replace_backbone=True, table5=True),
+    'gapt_mae': _m('gapt', dict(_GAPT), 'gapt', ssl='mae',
+                   replace_backbone=True),
+    'gapt_mocov3': _m('gapt', dict(_GAPT), 'gapt', ssl='mocov3',
+                      replace_backbone=True),
 }
 #: backbone keys a GaPT backbone takes over from the iVPT task config
 _SHARED = ('arch', 'img_size', 'patch_size', 'out_type', 'final_norm',
@@ -203,15 +228,46 @@ def recipe_of(method: str) -> dict:
     return RECIPES[_method(method)['recipe']]
 
 
-def gapt_setting(method: str, cfg) -> Optional[GaptSetting]:
-    """GaPT Table 5's batch, N, lr and gate init for ``method`` on the task
-    of ``cfg`` (its place in the protocol's table); None for a method that
-    does not take its recipe from Table 5."""
+def _ivpt_setting(cfg, bench: str, task: str) -> TaskSetting:
+    """iVPT's N and k: the task's data set base (``ivpt_tokens``, Tables 16
+    and 15), read from the loaded config. They stay in the configs so that
+    a task config trains iVPT's recipe by itself (``tools/train.py``); the
+    protocol reads them here and never re-applies them (the config's leaf
+    already merged them into its backbone)."""
+    tokens = cfg.get('ivpt_tokens') or {}
+    table = 'iVPT Table 16' if bench == 'vtab' else 'iVPT Table 15'
+    return TaskSetting(f'{table} (the task config\'s ivpt_tokens)',
+                       num_prompts=tokens.get('num_prompts'),
+                       ar_tokens=tokens.get('ar_tokens'))
+
+
+#: per-task settings source -> (method, config, benchmark, task) -> its
+#: :class:`TaskSetting`: iVPT's from the config, VPT's ``VPT_TOKENS``,
+#: GaPT's ``GAPT_TABLE5`` (of the method's self-supervised ViT), EXPRESS's
+#: ``EXPRESS_TOKENS`` on every task (its backbone's own setting)
+PER_TASK = {
+    'ivpt': lambda m, cfg, bench, task: _ivpt_setting(cfg, bench, task),
+    'vpt': lambda m, cfg, bench, task: TaskSetting(
+        "VPT's per-task prompt length",
+        num_prompts=VPT_TOKENS[bench][task]),
+    'gapt': lambda m, cfg, bench, task: GAPT_TABLE5[m['ssl']][task],
+    # the same N on every task: the method's own (EXPRESS_TOKENS)
+    'express': lambda m, cfg, bench, task: TaskSetting(
+        "EXPRESS's budget (docs/design.md)",
+        num_prompts=m['backbone']['num_prompts']),
+}
+
+
+def task_settings(method: str, cfg) -> Optional[TaskSetting]:
+    """The one lookup of a method's per-task settings, for the task of
+    ``cfg`` (its benchmark from its place in the protocol's table, its
+    task from its data set); None for a method whose recipe is the same on
+    every task (linear, bias, full)."""
     m = _method(method)
-    if not m['table5']:
+    if m['per_task'] is None:
         return None
     bench = locate(cfg).benchmark
-    return GAPT_TABLE5[m['ssl']][task_of(cfg, bench)]
+    return PER_TASK[m['per_task']](m, cfg, bench, task_of(cfg, bench))
 
 
 def paper_lr(method: str, cfg) -> Tuple[float, float]:
@@ -219,25 +275,32 @@ def paper_lr(method: str, cfg) -> Tuple[float, float]:
     optimizer gets them (``final --paper-lr``): GaPT Table 5's lr, weight
     decay 0. A method whose paper gives no per-task lr is a
     :class:`MethodError`."""
-    row = gapt_setting(method, cfg)
-    if row is None:
+    row = task_settings(method, cfg)
+    if row is None or row.lr is None:
         raise MethodError(
             f'method={method!r} has no per-task lr of its paper; --paper-lr '
             'needs one of ' + ', '.join(k for k, v in METHODS.items()
-                                        if v['table5']) +
+                                        if v['per_task'] == 'gapt') +
             ' (GaPT Table 5); run `sweep` or pass --lr', config=cfg.filename)
     return row.lr, recipe_of(method)['wds'][0]
 
 
-def task_settings(cfg, method: str) -> str:
-    """The per-task part of a method's recipe, as ``--dry-run`` prints it
-    (empty where the recipe is the same for every task)."""
-    row = gapt_setting(method, cfg)
-    if row is None:
-        return ''
-    return (f'GaPT Table 5 for {task_of(cfg)}: batch {row.batch}, N '
-            f'{row.num_prompts}, gate init {row.gate_init:g}, lr '
-            f'{row.lr:g}, wd 0')
+def describe_recipe(cfg, method: str, gpus: int = 1) -> str:
+    """The recipe of ``method`` on ``cfg`` in one line, as ``--dry-run``
+    prints it: optimizer, total batch (and its split over ``gpus``),
+    warm-up, how the lr is given, and the per-task part where the recipe
+    has one (GaPT: its Table 5's row)."""
+    r = recipe_of(method)
+    opt = cfg.optim_wrapper.optimizer
+    batch = cfg.train_dataloader.batch_size
+    split = f' ({batch // gpus} per GPU x {gpus})' if gpus > 1 else ''
+    row = task_settings(method, cfg)
+    per_task = row.describe(task_of(cfg)) if row is not None else ''
+    return (f'{method}: {opt.type}, batch {batch}{split}, '
+            f'{r["warmup_epochs"]} warm-up epochs of '
+            f'{cfg.train_cfg.max_epochs}, lr '
+            f'{"base x batch / 256" if r["scale_lr"] else "as given"}'
+            + (f'; {per_task}' if per_task else ''))
 
 
 def _method(method: str) -> dict:
@@ -271,13 +334,9 @@ def apply_method(cfg, method: str):
         # arguments to turn off (docs/swin.md); a method that needs AR
         # (ar_mode=...) still fails there with the backbone's named error
         del over['ar_tokens']
-    if m['vpt_tokens']:
-        bench = locate(cfg).benchmark
-        over['num_prompts'] = VPT_TOKENS[bench][task_of(cfg, bench)]
-    row = gapt_setting(method, cfg)
-    if row is not None:
-        over.update(num_prompts=row.num_prompts,
-                    gate_init=float(row.gate_init))
+    row = task_settings(method, cfg)
+    if row is not None and m['per_task'] != 'ivpt':  # iVPT's: in the config
+        over.update(row.backbone())
     if m['ssl']:
         ssl = SSL[m['ssl']]
         over['out_type'] = ssl['out_type']
@@ -292,7 +351,7 @@ def apply_method(cfg, method: str):
         cfg.model.backbone = new
     else:
         bb.update(over)
-    if row is None:
+    if row is None or row.lr is None:
         _apply_recipe(cfg, RECIPES[m['recipe']])
     else:  # Table 5's batch, and its lr as the config's one point
         _apply_recipe(cfg, RECIPES[m['recipe']], row.batch, (row.lr, 0.))
@@ -378,7 +437,7 @@ def load_task_config(path: str, method: Optional[str],
                      cfg_options: Optional[dict]):
     """A task config turned into ``method``'s (None: as it is), the user's
     options last, applied as ``tools/train.py`` applies them
-    (:func:`~mmseg_ivpt.engine.config_repair.apply_cfg_options`: ``arch``
+    (:func:`~mmseg_ivpt.engine.config.apply_cfg_options`: ``arch``
     presets, ``pretrained``, ``data_root``); a fresh copy of a cached parse
     of ``path``."""
     cfg = copy.deepcopy(_parsed(osp.abspath(path)))

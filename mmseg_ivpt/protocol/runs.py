@@ -4,30 +4,31 @@ from its last checkpoint, one of another config refused), started through
 the module entry point :mod:`mmseg_ivpt.engine.train` (``--gpus N``: under
 ``torch.distributed.run``, the total batch split over the N processes), its
 top-1 read from what it logged and written to ``result.json`` with what the
-run was (:func:`run_training`'s ``record``). What a run folder holds and
-says: :mod:`.folder`; running many runs at once: :mod:`.launch`.
+run was (:class:`Run`'s ``record``). :func:`train_run` is the one function
+that trains a run here; a Slurm array task runs its second half
+(:func:`.folder.train_in`) on the folder :func:`prepare_run` made. What a
+run folder holds and says: :mod:`.folder`; running many runs at once:
+:mod:`.launch`.
 """
 import copy
 import glob
 import hashlib
-import json
 import os
 import os.path as osp
 import statistics
 import subprocess
 import sys
-import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import BatchError
-from .folder import (RESULT, STARTED, check_folder, finished_result,
-                     last_accuracy, train_in, write_json)
+from .folder import (CONFIG, RESULT, STARTED, check_folder, read_result,
+                     train_in, write_json)
 from .tasks import ROOT
 
-__all__ = ['RESULT', 'config_digest', 'grid_digest', 'split_batch',
-           'finished_result', 'prepare_run', 'run_training',
-           'finished_runs', 'TRAIN_MODULE', 'train_command', 'train_env',
-           'last_accuracy', 'Progress', 'timed', 'summarise_seeds']
+__all__ = ['Run', 'config_digest', 'grid_digest', 'split_batch',
+           'prepare_run', 'train_run', 'finished_runs', 'TRAIN_MODULE',
+           'train_command', 'train_env', 'Progress', 'hms',
+           'summarise_seeds']
 
 
 def config_digest(cfg) -> str:
@@ -41,6 +42,21 @@ def grid_digest(cfg) -> str:
     cfg.optim_wrapper.optimizer.lr = None
     cfg.optim_wrapper.optimizer.weight_decay = None
     return config_digest(cfg)
+
+
+class Run(NamedTuple):
+    """One training of the protocol: ``cfg`` (its total batch) in
+    ``work_dir``; ``record``: what it is, for its ``result.json``."""
+    task: str
+    name: str  #: its folder's name: ``lr0.5_wd0``, ``seed42``
+    work_dir: str
+    cfg: object
+    record: dict
+    label: str  #: how progress lines name it
+
+    @property
+    def digest(self) -> str:
+        return config_digest(self.cfg)
 
 
 def split_batch(cfg, gpus: int):
@@ -76,25 +92,24 @@ def prepare_run(cfg, work_dir: str, gpus: int = 1,
     os.makedirs(work_dir, exist_ok=True)
     write_json(osp.join(work_dir, STARTED),
                dict(config_digest=digest, record=record or {}, gpus=gpus))
-    path = osp.join(work_dir, 'config.py')
+    path = osp.join(work_dir, CONFIG)
     run_cfg.dump(path)
     return path
 
 
-def run_training(cfg, work_dir: str, gpus: int = 1,
-                 record: Optional[dict] = None, env=None,
-                 echo: bool = True) -> float:
-    """Train ``cfg`` in ``work_dir`` here (:func:`prepare_run`, then
+def train_run(run: Run, gpus: int = 1, env=None, echo: bool = True) -> float:
+    """Train ``run`` here: :func:`prepare_run` (its folder), then
     :func:`train_command` resuming an interrupted run of the same config
-    from its last checkpoint, its output in ``train.log``), write
-    ``result.json`` (top-1, the digest, ``record``, seconds); return top-1.
-    A failed training is a :class:`subprocess.CalledProcessError`."""
-    path = prepare_run(cfg, work_dir, gpus, record)
-    cmd = train_command(path, work_dir, gpus) + ['--resume']
-    rc, _ = train_in(work_dir, cmd, env=env or train_env(), echo=echo)
+    from its last checkpoint through :func:`.folder.train_in` (its output in
+    ``train.log``, copied to stdout if ``echo``; ``result.json``: top-1, the
+    digest, ``run.record``, seconds). Returns its top-1. A failed training
+    is a :class:`subprocess.CalledProcessError`."""
+    path = prepare_run(run.cfg, run.work_dir, gpus, run.record)
+    cmd = train_command(path, run.work_dir, gpus) + ['--resume']
+    rc, _ = train_in(run.work_dir, cmd, env=env or train_env(), echo=echo)
     if rc:
         raise subprocess.CalledProcessError(rc, cmd)
-    return last_accuracy(work_dir)
+    return read_result(run.work_dir).top1
 
 
 def finished_runs(folder: str, digest: str) -> Tuple[Dict[str, dict],
@@ -106,18 +121,17 @@ def finished_runs(folder: str, digest: str) -> Tuple[Dict[str, dict],
     count."""
     runs, others = {}, []
     for path in sorted(glob.glob(osp.join(folder, '*', RESULT))):
-        name = osp.basename(osp.dirname(path))
-        try:
-            with open(path) as f:
-                res = json.load(f)
-            top1 = float(res['top1'])
-        except (OSError, ValueError, KeyError, TypeError):
+        work_dir = osp.dirname(path)
+        name = osp.basename(work_dir)
+        res = read_result(work_dir)
+        if res is None:
             continue  # damaged: not finished
-        if res.get('grid_digest') != digest:
+        if res.record.get('grid_digest') != digest:
             others.append(name)
             continue
-        runs[name] = dict(base_lr=res['base_lr'], lr=res['lr'],
-                          wd=res['wd'], val_top1=top1, run=name)
+        runs[name] = dict(base_lr=res.record['base_lr'],
+                          lr=res.record['lr'], wd=res.record['wd'],
+                          val_top1=res.top1, run=name)
     return runs, others
 
 
@@ -171,24 +185,21 @@ class Progress:
             self.trained += 1
             self.spent += seconds
             left = (self.total - self.done) * self.spent / self.trained
-            tail = f'{_hms(seconds)}; ETA {_hms(left)} for the rest'
+            tail = f'{hms(seconds)}; ETA {hms(left)} for the rest'
         print(f'[{self.done}/{self.total}] {what}: {result} ({tail})',
               file=self.stream, flush=True)
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
+    """``1h05m`` / ``4m07s``."""
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f'{h}h{m:02d}m' if h else f'{m}m{s:02d}s'
 
 
-def timed(fn, *args):
-    t = time.time()
-    out = fn(*args)
-    return out, time.time() - t
-
-
 def summarise_seeds(accs: Dict[int, float]) -> dict:
+    """``seeds`` (sorted), ``accs`` (seed -> top-1), their ``mean`` and
+    ``std`` (sample standard deviation; 0 for one seed)."""
     vals = list(accs.values())
     return dict(seeds=sorted(accs), accs=accs,
                 mean=statistics.mean(vals),
