@@ -5,7 +5,8 @@
     # the chosen pair on train800val200 (FGVC: train), tested, VPT's 5 seeds
     python tools/protocol.py final configs/vtab/ivpt_vitb16_*.py --method ivpt
     # no sweep: each task at the lr its paper selected (GaPT Table 5)
-    python tools/protocol.py final configs/vtab/ivpt_vitb16_*.py --method gapt_mae --paper-lr
+    python tools/protocol.py final configs/vtab/ivpt_vitb16_*.py \\
+        --method gapt_mae --paper-lr
     # Table 1 / 9 / 6 / 11 / 12 layout, ours beside the paper's
     python tools/protocol.py report --benchmark vtab --method ivpt
     # other backbones (Table 13): their task configs, --backbone in report
@@ -42,15 +43,25 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from tools._venv import ensure  # noqa: E402
+
 ensure()  # the repository's .venv unless this python has the packages
 
 from mmengine.config import DictAction  # noqa: E402
 
 import mmseg_ivpt  # noqa: E402,F401
 from mmseg_ivpt.engine.checks import ConfigError  # noqa: E402
-from mmseg_ivpt.protocol import (BACKBONE_CONFIGS, METHODS,  # noqa: E402
-                                 VPT_SEEDS, Launcher, ProtocolError, Spec,
-                                 final, make_report, status, sweep)
+from mmseg_ivpt.protocol import (  # noqa: E402
+    BACKBONE_CONFIGS,
+    METHODS,
+    VPT_SEEDS,
+    Launcher,
+    ProtocolError,
+    Spec,
+    final,
+    make_report,
+    status,
+    sweep,
+)
 
 
 def spec_of(args) -> Spec:

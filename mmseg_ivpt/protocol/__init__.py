@@ -29,26 +29,82 @@ running / pending / failed; the step a Slurm array task runs),
 :mod:`.launch` (many runs at once: the local pool, one Slurm job array,
 ``status``), :mod:`.report` (ours beside the paper's), :mod:`.errors`.
 """
-from .errors import (BatchError, LaunchError, MethodError, PaperTableError,
-                     ProtocolError, RunConflictError, RunsFailedError,
-                     SpecError, SweepIncompleteError, UnlistedConfigError)
+from .errors import (
+                     BatchError,
+                     LaunchError,
+                     MethodError,
+                     PaperTableError,
+                     ProtocolError,
+                     RunConflictError,
+                     RunsFailedError,
+                     SpecError,
+                     SweepIncompleteError,
+                     UnlistedConfigError,
+)
 from .folder import RESULT, RunResult, TaskFolder, read_result
-from .paper import (METAFILES, VTAB_GROUPS, PaperRow, benchmark_tasks,
-                    paper_row, paper_rows)
-from .recipes import (FINETUNE_LRS, METHODS, PROMPT_LRS, RECIPES, SSL,
-                      VPT_SEEDS, VPT_TOKENS, VPT_WDS, TaskSetting,
-                      apply_method, load_task_config, lr_grid, method_grid,
-                      pick_best, recipe_of, scaled_lr, set_splits,
-                      task_settings)
+from .paper import (
+                     METAFILES,
+                     VTAB_GROUPS,
+                     PaperRow,
+                     benchmark_tasks,
+                     paper_row,
+                     paper_rows,
+)
+from .recipes import (
+                     FINETUNE_LRS,
+                     METHODS,
+                     PROMPT_LRS,
+                     RECIPES,
+                     SSL,
+                     VPT_SEEDS,
+                     VPT_TOKENS,
+                     VPT_WDS,
+                     TaskSetting,
+                     apply_method,
+                     load_task_config,
+                     lr_grid,
+                     method_grid,
+                     pick_best,
+                     recipe_of,
+                     scaled_lr,
+                     set_splits,
+                     task_settings,
+)
 from .report import recipe_notes, report
-from .runs import (TRAIN_MODULE, Progress, Run, config_digest,
-                   finished_runs, grid_digest, split_batch, summarise_seeds,
-                   train_command, train_env, train_run)
-from .stages import (Launcher, ReportResult, Spec, StageResult,
-                     StatusResult, TaskRuns, final, make_report, status,
-                     sweep)
-from .tasks import (BACKBONE_CONFIGS, ConfigLocation, backbone_name, locate,
-                    locate_config, task_configs, task_of)
+from .runs import (
+                     TRAIN_MODULE,
+                     Progress,
+                     Run,
+                     config_digest,
+                     finished_runs,
+                     grid_digest,
+                     split_batch,
+                     summarise_seeds,
+                     train_command,
+                     train_env,
+                     train_run,
+)
+from .stages import (
+                     Launcher,
+                     ReportResult,
+                     Spec,
+                     StageResult,
+                     StatusResult,
+                     TaskRuns,
+                     final,
+                     make_report,
+                     status,
+                     sweep,
+)
+from .tasks import (
+                     BACKBONE_CONFIGS,
+                     ConfigLocation,
+                     backbone_name,
+                     locate,
+                     locate_config,
+                     task_configs,
+                     task_of,
+)
 
 __all__ = [
     'BatchError', 'LaunchError', 'MethodError', 'PaperTableError',

@@ -37,9 +37,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from .errors import LaunchError
-from .folder import (CONFIG, LOG, SLURM, STARTED, SUBMITTED, check_folder,
-                     log_tail, read_json, read_result, run_state,
-                     write_json, write_text)
+from .folder import (
+    CONFIG,
+    LOG,
+    SLURM,
+    STARTED,
+    SUBMITTED,
+    check_folder,
+    log_tail,
+    read_json,
+    read_result,
+    run_state,
+    write_json,
+    write_text,
+)
 from .runs import Run, hms, prepare_run, train_command, train_env, train_run
 from .tasks import ROOT
 

@@ -21,8 +21,15 @@ import sys
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import BatchError
-from .folder import (CONFIG, RESULT, STARTED, check_folder, read_result,
-                     train_in, write_json)
+from .folder import (
+    CONFIG,
+    RESULT,
+    STARTED,
+    check_folder,
+    read_result,
+    train_in,
+    write_json,
+)
 from .tasks import ROOT
 
 __all__ = ['Run', 'config_digest', 'grid_digest', 'split_batch',

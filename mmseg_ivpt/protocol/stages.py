@@ -19,18 +19,45 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from .errors import (LaunchError, RunsFailedError, SpecError,
-                     SweepIncompleteError)
+from .errors import (
+    LaunchError,
+    RunsFailedError,
+    SpecError,
+    SweepIncompleteError,
+)
 from .folder import TaskFolder, read_json, write_json
-from .launch import (Outcome, StatusReport, dry_run_local, print_summary,
-                     run_local, status_report, submit_slurm, unfinished_runs)
+from .launch import (
+    Outcome,
+    StatusReport,
+    dry_run_local,
+    print_summary,
+    run_local,
+    status_report,
+    submit_slurm,
+    unfinished_runs,
+)
 from .paper import benchmark_tasks
-from .recipes import (VPT_SEEDS, describe_recipe, load_task_config, lr_grid,
-                      method_grid, paper_lr, pick_best, recipe_of,
-                      scaled_lr, set_splits)
+from .recipes import (
+    VPT_SEEDS,
+    describe_recipe,
+    load_task_config,
+    lr_grid,
+    method_grid,
+    paper_lr,
+    pick_best,
+    recipe_of,
+    scaled_lr,
+    set_splits,
+)
 from .report import report
-from .runs import (Progress, Run, finished_runs, grid_digest, split_batch,
-                   summarise_seeds)
+from .runs import (
+    Progress,
+    Run,
+    finished_runs,
+    grid_digest,
+    split_batch,
+    summarise_seeds,
+)
 from .tasks import BACKBONE_CONFIGS, locate, task_configs, task_of
 
 __all__ = ['Launcher', 'Spec', 'Chosen', 'TaskRuns', 'StageResult',
