@@ -6,27 +6,22 @@ cannot be merged is one line naming it. Each case is run as the user ran
 it, as a subprocess."""
 import json
 import os.path as osp
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from ivpt_runs import (ROOT, make_vtab, pretrained_tiny, run_tool,
+                       small_config)
 from mmengine.config import Config
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 from mmseg_ivpt.protocol import load_task_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
 TWO_LAYERS = 'model.backbone.arch.num_layers=2'
 
 
 def tool(script, *args, cwd=ROOT, rc=0):
-    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', script),
-                          *args], cwd=cwd, capture_output=True, text=True,
-                         timeout=900)
+    res = run_tool(script, *args, cwd=cwd)
     assert res.returncode == rc, res.stdout[-3000:] + res.stderr[-5000:]
     assert 'Traceback' not in res.stderr, res.stderr[-5000:]
     return res

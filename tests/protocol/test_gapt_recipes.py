@@ -20,11 +20,11 @@ import sys
 import textwrap
 
 import pytest
+from ivpt_runs import ROOT
 from mmengine.config import Config
 
 from mmseg_ivpt.protocol import load_task_config, lr_grid
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # GaPT paper, appendix A.2, Table 5, row by row as printed: MAE (BS, # of
 # PTs, LR, gate init) | MoCo v3 (BS, # of PTs, LR, gate init).

@@ -7,14 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from ivpt_runs import ROOT, make_vtab, pretrained_tiny, small_config
 from mmengine.config import Config
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 from mmseg_ivpt.protocol import METHODS, apply_method, load_task_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
 N, K, C, D = 50, 5, 10, 768  # eurosat: Table 16, 10 classes
 VPT_N = 100  # VPT-deep's prompt length for eurosat

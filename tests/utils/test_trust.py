@@ -15,18 +15,27 @@ import textwrap
 
 import pytest
 import torch
-from test_segmentation_e2e import CFG, ROOT, env, ok, run  # noqa: F401
+from ivpt_runs import ROOT
+from ivpt_runs import SEG_CFG as CFG
+from ivpt_runs import make_seg_env, ok, run, run_tool, seg_vit
 
 from mmseg_ivpt.utils.integrity import encoder_fingerprint
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    """This module's own data and pretrained ViT (``ivpt_runs.make_seg_env``;
+    not the session's: the runs here name it relative to their folder)."""
+    return make_seg_env(tmp_path_factory.mktemp('trust'))
 
 
 def _train(env, cwd, work_dir, *extra):
     """tools/train.py on the demo config at a tiny scale; the pretrained ViT
     named relative to ``cwd`` (as the shipped config names its own)."""
     opts = [o for o in env['opts'] if 'init_cfg' not in o]
-    return run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), CFG,
-                '--work-dir', str(work_dir), *extra, '--cfg-options',
-                'pretrained=tiny_vit.pth'] + opts, str(cwd))
+    return run_tool('train.py', CFG, '--work-dir', work_dir, *extra,
+                    '--cfg-options', 'pretrained=tiny_vit.pth', *opts,
+                    cwd=cwd)
 
 
 def _test(env, ckpt, *extra, cwd=None, **env_vars):
@@ -34,22 +43,14 @@ def _test(env, ckpt, *extra, cwd=None, **env_vars):
     opts = [o for o in env['opts'] if 'init_cfg' not in o]
     cwd = cwd or env['tmp'] / 'elsewhere'
     os.makedirs(cwd, exist_ok=True)
-    return run([sys.executable, osp.join(ROOT, 'tools', 'test.py'), CFG,
-                str(ckpt), '--work-dir', str(env['tmp'] / 'test_runs'),
-                *extra, '--cfg-options'] + opts, str(cwd), **env_vars)
+    return run_tool('test.py', CFG, ckpt, '--work-dir',
+                    env['tmp'] / 'test_runs', *extra, '--cfg-options', *opts,
+                    cwd=cwd, **env_vars)
 
 
 def _other_vit(env, name='other_vit.pth'):
     """A ViT of the same shape with other weights."""
-    from mmengine.config import Config
-
-    from mmseg_ivpt.models import ViTEncoder
-    cfg = Config.fromfile(CFG)
-    torch.manual_seed(123)
-    vit = ViTEncoder(arch=cfg.tiny_vit, img_size=cfg.crop_size, patch_size=8)
-    path = env['tmp'] / name
-    torch.save(vit.state_dict(), path)
-    return path
+    return seg_vit(env['tmp'] / name, seed=123)
 
 
 @pytest.fixture(scope='module')
