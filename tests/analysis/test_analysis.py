@@ -143,6 +143,7 @@ def check_figure(png, npz, rows_expected, scale, alpha, model, i=0,
 
 
 # ------------------------------------------------------- attention maps
+@pytest.mark.slow
 def test_attention_maps_segmentation(seg_model, tmp_path, monkeypatch,
                                      capsys):
     from mmengine.config import Config
@@ -161,6 +162,7 @@ def test_attention_maps_segmentation(seg_model, tmp_path, monkeypatch,
     assert 'm0_ar' not in data  # the demo config has no AR
 
 
+@pytest.mark.slow
 def test_attention_maps_classification_with_ar(cls_run, tmp_path):
     from mmengine.config import Config
     from mmpretrain.apis import get_model
@@ -180,6 +182,7 @@ def test_attention_maps_classification_with_ar(cls_run, tmp_path):
     assert [r.split(':')[0] for r in meta['rows']] == ['A', 'A', 'B', 'B']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task', ['segmentation', 'classification'])
 def test_attention_maps_image_is_rgb(task, request, tmp_path):
     """A pure red image file through the tool (a subprocess, as a user runs
@@ -318,6 +321,7 @@ def test_runtime_report_three_methods(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------ OpenMMLab's own tools
+@pytest.mark.slow
 def test_mmpretrain_vis_cam_and_get_flops(cls_run, tmp_path, monkeypatch,
                                          capsys):
     """vis_cam finds the extra tokens itself (no --num-extra-tokens);
@@ -355,6 +359,7 @@ def test_mmpretrain_vis_cam_and_get_flops(cls_run, tmp_path, monkeypatch,
     assert printed == _format_size(total)
 
 
+@pytest.mark.slow
 def test_segmentation_flops_where_mmseg_get_flops_cannot(
         seg_model, tmp_path, monkeypatch, capsys):
     # mmseg 1.2.2's get_flops with mmengine 0.10.7

@@ -22,6 +22,7 @@ from PIL import Image
 from mmseg_ivpt.models.checkpoint import EncoderMismatchError
 
 SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
+pytestmark = pytest.mark.slow  # every test uses the three runs trained here
 # the same ViT for all, at the segmentation grid (64 / 8); the
 # classification tasks (32 pixels) resample its position table
 SLIDE = {'model.test_cfg': dict(mode='slide', crop_size=(48, 48),

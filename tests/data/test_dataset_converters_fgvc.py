@@ -333,6 +333,7 @@ def test_verifier_on_fgvc(converted, tmp_path):
                'not found' in p for p in problems), problems
 
 
+@pytest.mark.slow
 def test_cli_converts_and_trains(archives, tmp_path):
     """fgvc.py as a user runs it (another cwd), then a few iterations of
     tools/train.py on the cub config with the converted folder."""

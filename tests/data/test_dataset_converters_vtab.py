@@ -419,6 +419,7 @@ def test_verifier_finds_damage(converted, tmp_path):
     assert 'problem(s)' in res.stderr
 
 
+@pytest.mark.slow
 def test_converted_folder_trains(converted, tmp_path):
     """A few iterations of tools/train.py on a configs/vtab config, reading
     the converted eurosat (train800val200, evaluated on test)."""

@@ -20,6 +20,7 @@ VENV = os.environ.get('VENV') or '.venv'  # `make test` exports it
 VENV_PYTHON = osp.join(ROOT, VENV, 'bin', 'python')
 
 pytestmark = [
+    pytest.mark.slow,  # the tools run, and train, from a bare shell
     pytest.mark.skipif(not any(osp.isfile(osp.join(d, 'python3'))
                                for d in PATH.split(':')),
                        reason='no python3 in /usr/bin or /bin'),

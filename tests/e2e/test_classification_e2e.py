@@ -8,6 +8,8 @@ import pytest
 import torch
 from ivpt_runs import make_fgvc, ok, pretrained_tiny, run_tool, small_config
 
+pytestmark = pytest.mark.slow  # every test trains or uses cls_run
+
 
 def _check_run(work, log):
     assert 'accuracy/top1' in log

@@ -16,6 +16,8 @@ from ivpt_runs import SEG_CFG as CFG
 from ivpt_runs import ok, run
 from ivpt_runs import train_seg as train
 
+pytestmark = pytest.mark.slow  # the tools run as a user runs them
+
 
 @pytest.fixture(scope='module')
 def trained(env, seg_run):

@@ -99,6 +99,7 @@ def test_pretrained_option_reaches_every_method(method):
     assert cfg.model.backbone.init_cfg.checkpoint == '/x.pth'
 
 
+@pytest.mark.slow
 def test_protocol_trains_on_the_pretrained_option(tmp_path):
     """The config names a file that is not there; `--cfg-options
     pretrained=` the tiny ViT: the sweep trains on that one (without the

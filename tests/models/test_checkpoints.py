@@ -275,6 +275,7 @@ def test_config_choice_is_not_overridden_by_a_recorded_file(tmp_path):
         load_frozen_encoder(m, _record(tmp_path / 'run', right))
 
 
+@pytest.mark.slow
 def test_copied_folder_with_another_vit_at_the_relative_path(
         seg_data, seg_run, tmp_path):
     """A user copies the run's folder elsewhere, where the file at the

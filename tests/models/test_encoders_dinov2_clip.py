@@ -403,6 +403,7 @@ def _ok(res, work):
     return log
 
 
+@pytest.mark.slow
 def test_ade20k_dinov2_config_trains(tmp_path):
     from mmseg_ivpt.datasets import generate_shapes_dataset
     data = generate_shapes_dataset(str(tmp_path / 'shapes'), num_train=4,
@@ -432,6 +433,7 @@ def test_ade20k_dinov2_config_trains(tmp_path):
     assert not any(k.startswith('backbone.blocks.') for k in sd)
 
 
+@pytest.mark.slow
 def test_vtab_dinov2_config_trains(tmp_path):
     make_vtab(tmp_path / 'vtab', task='eurosat', n=8)
     pre = _hub_file(tmp_path / 'hub.pth', 518)  # resampled 37x37 -> 16x16

@@ -373,6 +373,7 @@ def test_prompt_only_checkpoint_roundtrip(tmp_path):
 
 
 # ------------------------------------------------- training (mmpretrain)
+@pytest.mark.slow
 def test_train_tiny_swin_in_mmpretrain(tmp_path):
     """A tiny Swin trains through tools/train.py from the shipped Swin-B
     VTAB config: only the prompts, DA and the head change."""

@@ -260,6 +260,7 @@ def check_pool_against(tmp_path, cfg, pretrained, sequential):
                                                sequential['all'])
 
 
+@pytest.mark.slow
 def test_sweep_final_report(tmp_path):
     cfg, pretrained = tiny_task(tmp_path)
     root = str(tmp_path / 'runs')
@@ -334,6 +335,7 @@ def test_sweep_final_report(tmp_path):
     assert gapt.optim_wrapper.optimizer.weight_decay == 0
 
 
+@pytest.mark.slow
 def test_best_of_the_folder_final_lr_and_marked_report(tmp_path):
     """Issue 18, cases 2, 3 and 10, as a user meets them: sweeps over parts
     of the grid in one folder (the best of every finished run of this config

@@ -26,6 +26,7 @@ PROGRAMS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'scancel',
             'scontrol', 'sinfo', 'srun')
 TASKS = ('eurosat', 'svhn')
 GRID = ('--lrs', '0.5', '5', '--wds', '0')
+pytestmark = pytest.mark.slow  # starts a Slurm cluster and trains on it
 
 
 def _free_port():

@@ -70,6 +70,7 @@ def run_dir(env):
     return work
 
 
+@pytest.mark.slow
 def test_checkpoint_records_the_frozen_vit(env, run_dir):
     ckpt = torch.load(run_dir / 'iter_4.pth', weights_only=False)
     meta = ckpt['state_dict']._metadata['backbone']
@@ -156,12 +157,14 @@ def session(env, run_dir, tmp_path_factory):
     return dict(out=out, tmp=tmp, other=other, moved=moved / 'model.pth')
 
 
+@pytest.mark.slow
 def test_moved_checkpoint_loads_from_another_cwd(session):
     """init_model / MMSegInferencer with the shipped config (relative
     paths) on a checkpoint moved to another folder, from another cwd."""
     assert session['out']['moved'] == dict(same_vit=True, same_pred=True)
 
 
+@pytest.mark.slow
 def test_another_vit_of_the_same_shape_is_refused(env, session):
     """The config's pretrained file is another ViT of the same shape: a
     named error with both files and fingerprints."""
@@ -173,6 +176,7 @@ def test_another_vit_of_the_same_shape_is_refused(env, session):
     assert 'IVPT_ALLOW_OTHER_ENCODER=1' in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,pattern', [
     ('empty.pth', 'CheckpointFileError: .* is empty'),
     ('text.pth', "CheckpointFileError: .* is a text file.*'model wei"),
@@ -189,6 +193,7 @@ def test_bad_files_are_named(session, name, pattern):
     assert re.search(pattern, got, re.S), got
 
 
+@pytest.mark.slow
 def test_other_vit_with_override_and_tta_show_dir(env, run_dir, session):
     """tools/test.py with `--cfg-options pretrained=OTHER` (it reaches
     init_cfg) and IVPT_ALLOW_OTHER_ENCODER=1 loads with a warning; the demo
@@ -205,6 +210,7 @@ def test_other_vit_with_override_and_tta_show_dir(env, run_dir, session):
     assert len(painted) == 4
 
 
+@pytest.mark.slow
 def test_resume_skips_a_damaged_latest_checkpoint(env, run_dir, tmp_path):
     """The latest checkpoint truncated (a kill during the write): --resume
     says so and resumes from iter_2, reaching the same iteration 4."""
