@@ -124,7 +124,7 @@ def pretrained_tiny(tmp_path):
 
 
 # ----------------------------------------------------------- segmentation
-def seg_vit(path, seed):
+def save_seg_vit(path, seed):
     """A random ViT of the demo config's shape (``tiny_vit``, its crop,
     patch 8), torch seed ``seed``, saved at ``path``; returns ``path``."""
     from mmengine.config import Config
@@ -145,7 +145,7 @@ def make_seg_env(tmp):
     from mmseg_ivpt.datasets import generate_shapes_dataset
     data = generate_shapes_dataset(str(tmp / 'shapes'), num_train=16,
                                    num_val=4)
-    pretrained = str(seg_vit(tmp / 'tiny_vit.pth', seed=0))
+    pretrained = str(save_seg_vit(tmp / 'tiny_vit.pth', seed=0))
     opts = [f'{k}_dataloader.dataset.data_root={data}'
             for k in ('train', 'val', 'test')]
     opts += [f'model.backbone.init_cfg.checkpoint={pretrained}',

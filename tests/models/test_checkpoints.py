@@ -12,7 +12,7 @@ import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit
 from ivpt_runs import SEG_CFG as CFG
-from ivpt_runs import ok, run, run_tool, seg_vit
+from ivpt_runs import ok, run, run_tool, save_seg_vit
 from mmpretrain.models.backbones import VisionTransformer as PretrainViT
 from mmseg.models.backbones import VisionTransformer as SegViT
 from timm.layers import resample_abs_pos_embed
@@ -285,7 +285,7 @@ def test_copied_folder_with_another_vit_at_the_relative_path(
     copy = tmp_path / 'copy'
     shutil.copytree(seg_run, copy / 'record_run')
     # another ViT where ../tiny_vit.pth points
-    seg_vit(copy / 'tiny_vit.pth', seed=123)
+    save_seg_vit(copy / 'tiny_vit.pth', seed=123)
     ckpt = copy / 'record_run' / 'iter_4.pth'
     code = textwrap.dedent(f"""
         import json, torch

@@ -17,7 +17,7 @@ import pytest
 import torch
 from ivpt_runs import ROOT
 from ivpt_runs import SEG_CFG as CFG
-from ivpt_runs import make_seg_env, ok, run, run_tool, seg_vit
+from ivpt_runs import make_seg_env, ok, run, run_tool, save_seg_vit
 
 from mmseg_ivpt.utils.integrity import encoder_fingerprint
 
@@ -50,7 +50,7 @@ def _test(env, ckpt, *extra, cwd=None, **env_vars):
 
 def _other_vit(env, name='other_vit.pth'):
     """A ViT of the same shape with other weights."""
-    return seg_vit(env['tmp'] / name, seed=123)
+    return save_seg_vit(env['tmp'] / name, seed=123)
 
 
 @pytest.fixture(scope='module')
