@@ -17,8 +17,7 @@ import textwrap
 import time
 
 import pytest
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
+from ivpt_runs import make_vtab, pretrained_tiny, small_config
 from test_protocol import run_protocol
 from test_protocol_launch import protocol_main
 
