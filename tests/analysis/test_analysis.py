@@ -286,6 +286,7 @@ def tiny_cls_configs(tmp_path):
     return paths
 
 
+@pytest.mark.slow
 def test_runtime_report_three_methods(tmp_path, monkeypatch, capsys):
     cfgs = tiny_cls_configs(tmp_path)
     out_json = tmp_path / 'report.json'
@@ -379,6 +380,7 @@ def test_segmentation_flops_where_mmseg_get_flops_cannot(
 
 
 # --------------------------------------------------------- browse_dataset
+@pytest.mark.slow
 def test_browse_dataset(env, tmp_path):
     """Our browse_dataset (mmseg's crashes, docs/analysis.md) as a user runs
     it, from another directory: the image panel is the pipeline's output in

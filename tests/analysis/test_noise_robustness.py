@@ -64,6 +64,7 @@ def tools_test_metrics(config, ckpt, work_dir):
         return json.loads(f.readline())
 
 
+@pytest.mark.slow
 def test_tool_writes_csv_and_plot_and_rate0_is_tools_test(models, tmp_path):
     (seg_cfg, seg_ckpt), (cls_cfg, cls_ckpt) = models
     out = tmp_path / 'noise'

@@ -20,6 +20,14 @@ from mmseg_ivpt.models import PromptedViT
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                            recursive=True))
 CONFIGS = [c for c in CONFIGS if '_base_' not in c]
+# every config in the full suite; in the fast loop (`-m "not slow"`) the
+# top-level ADE20K configs and the first config of every other folder
+FAST = {osp.join(ROOT, 'configs', osp.basename(c)) for c in CONFIGS} | {
+    min(c for c in CONFIGS if osp.dirname(c) == d)
+    for d in {osp.dirname(c) for c in CONFIGS}}
+CONFIG_PARAMS = [pytest.param(c, id=osp.relpath(c, ROOT),
+                              marks=() if c in FAST else pytest.mark.slow)
+                 for c in CONFIGS]
 
 HEADS = 13_143_640  # mmseg 1.2.2's SETR-PUP decode + 3 auxiliary heads
 ADE20K = {  # method's own share on top of the heads (iVPT Table 7)
@@ -32,8 +40,7 @@ ADE20K = {  # method's own share on top of the heads (iVPT Table 7)
 }
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+@pytest.mark.parametrize('path', CONFIG_PARAMS)
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports.imports == ['mmseg_ivpt']
@@ -54,6 +61,7 @@ def test_ade20k_configs_all_present():
     assert set(ADE20K) <= names
 
 
+@pytest.mark.slow
 def test_count_params_tool():
     res = ok(run_tool('count_params.py', 'configs/setr_ivpt_vitl_ade20k.py'))
     assert '| setr_ivpt_vitl_ade20k.py | 13,391,700 | 248,060 |' in res.stdout
@@ -99,6 +107,7 @@ def _convert(src, dst, *extra):
     return ok(run_tool('convert_checkpoint.py', src, dst, *extra)).stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('fmt', ['npz', 'mae', 'mocov3', 'mmpretrain'])
 def test_convert_checkpoint(tmp_path, fmt):
     t = timm_vit()
@@ -201,8 +210,7 @@ def _point_at(cfg, generated, path):
     return cfg
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+@pytest.mark.parametrize('path', CONFIG_PARAMS)
 def test_config_data_pipeline(path, generated_data):
     from mmengine.registry import DATASETS, init_default_scope
     cfg = _point_at(Config.fromfile(path), generated_data, path)
@@ -274,6 +282,7 @@ def test_backbones_share_one_task_base(bench, task):
     assert ('configs/_base_/datasets/vtab1k.py' in chain) == (bench == 'vtab')
 
 
+@pytest.mark.slow
 def test_cfg_options_data_root_reaches_the_data_sets(tmp_path):
     """``--cfg-options data_root=X`` (the configs' variable) reaches every
     data set derived from it: FGVC's folders below it, VTAB-1k's and

@@ -50,6 +50,7 @@ def test_every_vitb_task_has_large_configs():
                 for p in _task_files(name)] == tasks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(ARCHS))
 def test_large_vtab_configs_build_with_their_parameters(name):
     arch, L, D, heads, patch, pretrained = ARCHS[name]

@@ -306,6 +306,7 @@ def test_named_errors_before_any_work(tfds_dir, tmp_path):
         vtab.convert(tfds_dir, str(out), ['cifar'], fmt='gif')
 
 
+@pytest.mark.slow
 def test_cli_rerun_skips_finished_tasks(converted, tfds_dir, tmp_path):
     out = converted['out']
     stamp = {t: os.stat(osp.join(out, t, 'manifest.json')).st_mtime_ns
@@ -342,6 +343,7 @@ def _pngs(folder):
             if f.endswith('.png') and not f.startswith('.')]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes(tfds_dir, tmp_path):
     """A conversion killed (SIGKILL) in the middle leaves no txt file and
     no manifest; the next run keeps the images written and finishes with
@@ -385,6 +387,7 @@ def test_jpg_format(tfds_dir, tmp_path):
         assert im.format == 'JPEG' and im.size == (96, 96)
 
 
+@pytest.mark.slow
 def test_verifier_finds_damage(converted, tmp_path):
     root = tmp_path / 'vtab'
     shutil.copytree(osp.join(converted['out'], 'kitti'), root / 'kitti')

@@ -28,6 +28,7 @@ EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
 
 
 # ------------------------------------------------------------ data vs head
+@pytest.mark.slow
 def test_every_shipped_config_fits_its_data():
     """No false alarm: each shipped config's heads have its data set's
     classes and its val/test sets are its train task. (The ViT-L, ViT-H

@@ -40,6 +40,7 @@ def two_layers():
     return n
 
 
+@pytest.mark.slow
 def test_count_params_takes_an_arch_option(two_layers):
     out = tool('count_params.py', EUROSAT, '--cfg-options',
                TWO_LAYERS).stdout
@@ -48,6 +49,7 @@ def test_count_params_takes_an_arch_option(two_layers):
             f"{two_layers['total']:,} |") in out, out
 
 
+@pytest.mark.slow
 def test_runtime_report_takes_an_arch_option(two_layers, tmp_path):
     js = str(tmp_path / 'r.json')
     tool(osp.join('analysis', 'runtime_report.py'), EUROSAT, '--methods',
@@ -58,6 +60,7 @@ def test_runtime_report_takes_an_arch_option(two_layers, tmp_path):
                                two_layers['trainable']}}
 
 
+@pytest.mark.slow
 def test_protocol_takes_an_arch_option(tmp_path):
     root = tmp_path / 'runs'
     out = tool('protocol.py', 'sweep', EUROSAT, '--dry-run', '--lrs', '1',
@@ -71,6 +74,7 @@ def test_protocol_takes_an_arch_option(tmp_path):
                                            feedforward_channels=3072)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script,args', [
     ('count_params.py', [EUROSAT]),
     ('protocol.py', ['sweep', EUROSAT, '--dry-run']),

@@ -306,6 +306,7 @@ def test_copied_folder_with_another_vit_at_the_relative_path(
 
 
 # ------------------------------------------- convert_checkpoint.py (#11)
+@pytest.mark.slow
 def test_convert_checkpoint_missing_file_is_named(tmp_path):
     res = run_tool('convert_checkpoint.py', 'ViT-L_16.npz',
                    tmp_path / 'out.pth', cwd=tmp_path)
@@ -315,6 +316,7 @@ def test_convert_checkpoint_missing_file_is_named(tmp_path):
     assert not (tmp_path / 'out.pth').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('heads,pattern', [
     ('5', r'--num-heads 5: .*src\.pth has embed_dims=64, which 5 heads do '
           r'not divide; allowed: 1, 2, 4, 8, 16, 32, 64'),
@@ -333,6 +335,7 @@ def test_convert_checkpoint_bad_num_heads_is_named(tmp_path, heads,
     assert not dst.exists()
 
 
+@pytest.mark.slow
 def test_convert_checkpoint_bad_dst_and_not_a_vit(tmp_path):
     src = tmp_path / 'src.pth'
     torch.save(timm_vit().state_dict(), src)

@@ -262,6 +262,7 @@ def test_foreign_architecture_is_a_named_error(pairs, tmp_path):
         load_pretrained(sup, path)
 
 
+@pytest.mark.slow
 def test_convert_checkpoint_reads_hub_dinov2(pairs, tmp_path):
     t, ours = pairs['vit_base_patch14_reg4_dinov2']
     src, dst = tmp_path / 'hub.pth', tmp_path / 'out.pth'

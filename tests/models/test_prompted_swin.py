@@ -414,6 +414,7 @@ def test_train_tiny_swin_in_mmpretrain(tmp_path):
         assert not torch.equal(one[k], two[k]), k
 
 
+@pytest.mark.slow
 def test_count_params_prints_swin_b_share():
     res = ok(run_tool('count_params.py',
                       'configs/vtab/swinb/ivpt_swinb_cifar.py',
