@@ -142,6 +142,7 @@ def test_metafiles_are_model_indexes_of_the_task_configs():
     assert len(names) == 347 + 20
 
 
+@pytest.mark.slow
 def test_benchmark_and_backbone_come_from_the_path(tmp_path):
     """A config inheriting from a task config is located as that one; a
     config outside the table (here: the same settings, flattened) is the
@@ -406,6 +407,7 @@ def test_best_of_the_folder_final_lr_and_marked_report(tmp_path):
         "grid (eurosat)" in out
 
 
+@pytest.mark.slow
 def test_gpus_split_the_total_batch(tmp_path):
     """`--gpus N` splits the config's batch (the total, as VPT's
     DATA.BATCH_SIZE) over N processes, the lr unchanged; a batch N does not

@@ -492,6 +492,7 @@ def test_vpt_methods_decay_all_but_the_head_bias():
                      'head.fc.bias': 0.}
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_reference_grids(tmp_path):
     """`sweep --dry-run` prints what tune_vtab.py / GaPT would run and
     writes nothing."""
