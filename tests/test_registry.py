@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY
 
@@ -49,6 +50,7 @@ def _build_classifier(MODELS):
                   loss=dict(type='CrossEntropyLoss'))))
 
 
+@pytest.mark.slow
 def test_config_reaches_backbone_through_custom_imports(tmp_path):
     """A fresh interpreter that never imports mmseg_ivpt itself builds an
     mmseg segmentor from a config file inheriting mmseg's own base."""

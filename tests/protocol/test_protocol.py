@@ -7,14 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from ivpt_runs import ROOT, make_vtab, pretrained_tiny, small_config
 from mmengine.config import Config
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 from mmseg_ivpt.protocol import METHODS, apply_method, load_task_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
 N, K, C, D = 50, 5, 10, 768  # eurosat: Table 16, 10 classes
 VPT_N = 100  # VPT-deep's prompt length for eurosat
@@ -144,6 +142,7 @@ def test_metafiles_are_model_indexes_of_the_task_configs():
     assert len(names) == 347 + 20
 
 
+@pytest.mark.slow
 def test_benchmark_and_backbone_come_from_the_path(tmp_path):
     """A config inheriting from a task config is located as that one; a
     config outside the table (here: the same settings, flattened) is the
@@ -262,6 +261,7 @@ def check_pool_against(tmp_path, cfg, pretrained, sequential):
                                                sequential['all'])
 
 
+@pytest.mark.slow
 def test_sweep_final_report(tmp_path):
     cfg, pretrained = tiny_task(tmp_path)
     root = str(tmp_path / 'runs')
@@ -336,6 +336,7 @@ def test_sweep_final_report(tmp_path):
     assert gapt.optim_wrapper.optimizer.weight_decay == 0
 
 
+@pytest.mark.slow
 def test_best_of_the_folder_final_lr_and_marked_report(tmp_path):
     """Issue 18, cases 2, 3 and 10, as a user meets them: sweeps over parts
     of the grid in one folder (the best of every finished run of this config
@@ -406,6 +407,7 @@ def test_best_of_the_folder_final_lr_and_marked_report(tmp_path):
         "grid (eurosat)" in out
 
 
+@pytest.mark.slow
 def test_gpus_split_the_total_batch(tmp_path):
     """`--gpus N` splits the config's batch (the total, as VPT's
     DATA.BATCH_SIZE) over N processes, the lr unchanged; a batch N does not

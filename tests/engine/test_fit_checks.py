@@ -13,6 +13,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from ivpt_runs import ROOT
 from mmengine.config import Config
 from torch import nn
 
@@ -23,12 +24,12 @@ from mmseg_ivpt.engine.config_repair import (arm_annotation_check,
                                              arm_annotation_checks)
 from mmseg_ivpt.models import CheckpointMismatchError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
 EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
 
 
 # ------------------------------------------------------------ data vs head
+@pytest.mark.slow
 def test_every_shipped_config_fits_its_data():
     """No false alarm: each shipped config's heads have its data set's
     classes and its val/test sets are its train task. (The ViT-L, ViT-H

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 import pytest
+from ivpt_runs import FIXTURES, ROOT, ok, pretrained_tiny, run_tool, \
+    small_config
 
-HERE = osp.dirname(osp.abspath(__file__))
-ROOT = osp.dirname(HERE)
-sys.path.insert(0, osp.join(HERE, 'fixtures'))
+sys.path.insert(0, FIXTURES)
 import tfds_small as ts  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -251,7 +251,7 @@ def test_label_functions_on_hand_made_examples():
 def test_tfrecord_read_without_tensorflow(tmp_path):
     """The committed fixture, written by TFDS with tensorflow in TFDS's
     default tfrecord format (tests/fixtures/make_tfrecord_fixture.py)."""
-    fixture = osp.join(HERE, 'fixtures', 'tfds_tfrecord')
+    fixture = osp.join(FIXTURES, 'tfds_tfrecord')
     with open(osp.join(fixture, 'order.json')) as f:
         order = json.load(f)['order']  # as tensorflow read it
     assert 'tensorflow' not in sys.modules
@@ -306,19 +306,14 @@ def test_named_errors_before_any_work(tfds_dir, tmp_path):
         vtab.convert(tfds_dir, str(out), ['cifar'], fmt='gif')
 
 
-def _cli(*args, env=None, **kw):
-    return subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'dataset_converters',
-                                  'vtab1k.py'), *args],
-        capture_output=True, text=True, timeout=600, env=env, **kw)
-
-
+@pytest.mark.slow
 def test_cli_rerun_skips_finished_tasks(converted, tfds_dir, tmp_path):
     out = converted['out']
     stamp = {t: os.stat(osp.join(out, t, 'manifest.json')).st_mtime_ns
              for t in TASKS}
-    res = _cli('--tfds-dir', tfds_dir, '--out', out, '--tasks', *TASKS,
-               '--sizes', *map(str, SIZES), cwd=str(tmp_path))
+    res = run_tool('dataset_converters/vtab1k.py', '--tfds-dir', tfds_dir,
+                   '--out', out, '--tasks', *TASKS, '--sizes', *SIZES,
+                   cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stderr.count('already converted and verified') == len(TASKS)
     assert f'0 task(s) converted, {len(TASKS)} already done' in res.stdout
@@ -348,6 +343,7 @@ def _pngs(folder):
             if f.endswith('.png') and not f.startswith('.')]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes(tfds_dir, tmp_path):
     """A conversion killed (SIGKILL) in the middle leaves no txt file and
     no manifest; the next run keeps the images written and finishes with
@@ -391,6 +387,7 @@ def test_jpg_format(tfds_dir, tmp_path):
         assert im.format == 'JPEG' and im.size == (96, 96)
 
 
+@pytest.mark.slow
 def test_verifier_finds_damage(converted, tmp_path):
     root = tmp_path / 'vtab'
     shutil.copytree(osp.join(converted['out'], 'kitti'), root / 'kitti')
@@ -419,23 +416,20 @@ def test_verifier_finds_damage(converted, tmp_path):
               f'{t}/images/train800/000002.png']
     for e in expect:
         assert any(p.startswith(e) for p in problems), (e, problems)
-    res = subprocess.run([sys.executable, osp.join(
-        ROOT, 'tools', 'dataset_converters', 'verify.py'), str(root),
-        '--no-counts'], capture_output=True, text=True, timeout=600)
+    res = run_tool('dataset_converters/verify.py', root, '--no-counts')
     assert res.returncode == 1
     assert f'{t}/test.txt:2: label 7' in res.stdout
     assert 'problem(s)' in res.stderr
 
 
+@pytest.mark.slow
 def test_converted_folder_trains(converted, tmp_path):
     """A few iterations of tools/train.py on a configs/vtab config, reading
     the converted eurosat (train800val200, evaluated on test)."""
-    from test_classification_e2e import (_train, pretrained_tiny,
-                                         small_config)
     over = f"data_root={converted['out']!r}"
     cfg = small_config(tmp_path, 'configs/vtab/ivpt_vitb16_eurosat.py', over,
                        pretrained_tiny(tmp_path))
-    res = _train(cfg, tmp_path / 'work')
+    res = ok(run_tool('train.py', cfg, '--work-dir', tmp_path / 'work'))
     log = res.stdout + res.stderr
     assert 'accuracy/top1' in log
     assert 'Epoch(train) [2][3/3]' in log  # 11 images, batch 4

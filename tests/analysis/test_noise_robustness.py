@@ -6,14 +6,11 @@ noise is what docs/robustness.md defines, seeded."""
 import csv
 import glob
 import json
-import sys
 
 import pytest
 import torch
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
-from test_segmentation_e2e import CFG as SEG_CFG
-from test_segmentation_e2e import ROOT, env, ok, run  # noqa: F401
+from ivpt_runs import (ROOT, SEG_CFG, make_vtab, ok, pretrained_tiny,
+                       run_tool, small_config)
 
 from mmseg_ivpt.analysis.robustness import InputNoise
 
@@ -37,7 +34,7 @@ def save_random_checkpoint(cfg_path, ckpt_path):
 
 
 @pytest.fixture(scope='module')
-def models(env):  # noqa: F811  (env: test_segmentation_e2e's fixture)
+def models(env):
     """(config, checkpoint) of the demo's segmentation model and of a tiny
     VTAB-1k classification model, data paths baked into the configs."""
     from mmengine.config import Config, DictAction
@@ -59,20 +56,21 @@ def models(env):  # noqa: F811  (env: test_segmentation_e2e's fixture)
 
 def tools_test_metrics(config, ckpt, work_dir):
     """What tools/test.py reports (its json log: full precision)."""
-    ok(run([sys.executable, f'{ROOT}/tools/test.py', config, ckpt,
-            '--work-dir', str(work_dir)], work_dir.parent))
+    ok(run_tool('test.py', config, ckpt, '--work-dir', work_dir,
+                cwd=work_dir.parent))
     logs = glob.glob(str(work_dir / '*' / '*.json'))
     assert len(logs) == 1, logs
     with open(logs[0]) as f:
         return json.loads(f.readline())
 
 
+@pytest.mark.slow
 def test_tool_writes_csv_and_plot_and_rate0_is_tools_test(models, tmp_path):
     (seg_cfg, seg_ckpt), (cls_cfg, cls_ckpt) = models
     out = tmp_path / 'noise'
-    res = ok(run([sys.executable, TOOL, seg_cfg, seg_ckpt, cls_cfg, cls_ckpt,
-                  '--rates', '0', '2', '--labels', 'seg', 'cls',
-                  '--out-dir', str(out)], tmp_path))
+    res = ok(run_tool('analysis/noise_robustness.py', seg_cfg, seg_ckpt,
+                      cls_cfg, cls_ckpt, '--rates', '0', '2', '--labels',
+                      'seg', 'cls', '--out-dir', out, cwd=tmp_path))
     assert 'noise_robustness.csv' in res.stdout
     with open(out / 'noise_robustness.csv') as f:
         rows = list(csv.DictReader(f))

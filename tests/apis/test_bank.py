@@ -16,14 +16,13 @@ import pytest
 import torch
 import yaml
 from ivpt_helpers import TINY
+from ivpt_runs import ROOT, make_fgvc, make_vtab, small_config
 from PIL import Image
-from test_classification_data import make_fgvc, make_vtab
-from test_classification_e2e import small_config
 
 from mmseg_ivpt.models.checkpoint import EncoderMismatchError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
+pytestmark = pytest.mark.slow  # every test uses the three runs trained here
 # the same ViT for all, at the segmentation grid (64 / 8); the
 # classification tasks (32 pixels) resample its position table
 SLIDE = {'model.test_cfg': dict(mode='slide', crop_size=(48, 48),

@@ -6,69 +6,26 @@ import os
 import os.path as osp
 import re
 import shutil
-import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from ivpt_runs import ROOT
+from ivpt_runs import SEG_CFG as CFG
+from ivpt_runs import ok, run
+from ivpt_runs import train_seg as train
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CFG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
-
-
-def run(cmd, cwd, **env):
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **env)
-    full_env.pop('PYTHONPATH', None)  # as a user in a clone: tools/ do it
-    res = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True,
-                         text=True, timeout=900)
-    return res
-
-
-def ok(res):
-    assert res.returncode == 0, (res.stdout[-4000:] + res.stderr[-6000:])
-    return res
+pytestmark = pytest.mark.slow  # the tools run as a user runs them
 
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
-    """A small shapes data set and a random tiny "pretrained" ViT."""
-    from mmengine.config import Config
-
-    from mmseg_ivpt.datasets import generate_shapes_dataset
-    from mmseg_ivpt.models import ViTEncoder
-    tmp = tmp_path_factory.mktemp('seg')
-    data = generate_shapes_dataset(str(tmp / 'shapes'), num_train=16,
-                                   num_val=4)
-    cfg = Config.fromfile(CFG)
-    torch.manual_seed(0)
-    vit = ViTEncoder(arch=cfg.tiny_vit, img_size=cfg.crop_size, patch_size=8)
-    pretrained = str(tmp / 'tiny_vit.pth')
-    torch.save(vit.state_dict(), pretrained)
-    opts = [f'{k}_dataloader.dataset.data_root={data}'
-            for k in ('train', 'val', 'test')]
-    opts += [f'model.backbone.init_cfg.checkpoint={pretrained}',
-             'train_dataloader.batch_size=4', 'train_cfg.max_iters=4',
-             'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
-             'default_hooks.logger.interval=1', 'param_scheduler.0.end=4']
-    return dict(tmp=tmp, data=data, pretrained=pretrained, opts=opts)
-
-
-def train(env, work_dir, *extra, dist=0, **env_vars):
-    cmd = ([sys.executable, 'tools/train.py', CFG] if not dist else
-           ['bash', 'tools/dist_train.sh', CFG, str(dist)])
-    cmd += ['--work-dir', str(work_dir)] + list(extra)
-    cmd += ['--cfg-options'] + env['opts']
-    return run(cmd, ROOT, PYTHON=sys.executable, **env_vars)
-
-
-@pytest.fixture(scope='module')
-def trained(env):
-    """Two identical 4-iteration runs: prompt-only and full checkpoints."""
-    prompt_dir, full_dir = env['tmp'] / 'prompt', env['tmp'] / 'full'
-    ok(train(env, prompt_dir))
+def trained(env, seg_run):
+    """Two identical 4-iteration runs: prompt-only (the session's
+    ``seg_run``) and full checkpoints."""
+    full_dir = env['tmp'] / 'full'
     ok(train(env, full_dir, '--cfg-options', 'custom_hooks=[]'))
-    return prompt_dir, full_dir
+    return seg_run, full_dir
 
 
 def test_train_then_test_then_inference(env, trained):

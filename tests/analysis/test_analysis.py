@@ -12,13 +12,10 @@ import numpy as np
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, prompted
+from ivpt_runs import (ROOT, SEG_CFG, make_vtab, ok, pretrained_tiny, run,
+                       run_tool, small_config)
 from PIL import Image
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
-from test_segmentation_e2e import CFG as SEG_CFG
-from test_segmentation_e2e import env, ok, run, train  # noqa: F401
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(ROOT, 'tools', 'analysis')
 GAP, LABEL, DIM = 4, 14, 0.35  # the layout attention_maps.py promises
 
@@ -42,30 +39,10 @@ def mim_tool(package, *parts):
 
 # ------------------------------------------------------------ checkpoints
 @pytest.fixture(scope='module')
-def cls_run(tmp_path_factory):
-    """A tiny iVPT classifier (N=3, k=2 AR) trained 2 epochs on a
-    generated VTAB-layout task through tools/train.py."""
-    tmp = tmp_path_factory.mktemp('cls')
-    make_vtab(tmp / 'vtab', task='eurosat', n=8)
-    cfg = small_config(tmp, 'configs/vtab/ivpt_vitb16_eurosat.py',
-                       f"data_root={str(tmp / 'vtab')!r}",
-                       pretrained_tiny(tmp))
-    work = tmp / 'work'
-    ok(run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work)],
-           ROOT))
-    img = tmp / 'noise.png'  # no ties in the attention, unlike a flat image
-    Image.fromarray(np.random.RandomState(0).randint(
-        0, 256, (40, 48, 3), np.uint8)).save(img)
-    return dict(tmp=tmp, cfg=cfg, ckpt=str(work / 'epoch_2.pth'),
-                img=str(img))
-
-
-@pytest.fixture(scope='module')
-def seg_run(env):  # noqa: F811
-    """The demo's segmentation config (iVPT CDC+DA on a tiny ViT), trained
-    4 iterations; prompt-only checkpoint."""
-    work = env['tmp'] / 'analysis_seg'
-    ok(train(env, work))
+def seg_model(env, seg_run):
+    """The session's ``seg_run`` (the demo's segmentation config, iVPT
+    CDC+DA on a tiny ViT, trained 4 iterations; prompt-only checkpoint),
+    its config pointing at the pretrained ViT, and a validation image."""
     cfg = env['tmp'] / 'seg_cfg.py'
     cfg.write_text(textwrap.dedent(f"""
         _base_ = [{SEG_CFG!r}]
@@ -73,7 +50,7 @@ def seg_run(env):  # noqa: F811
             checkpoint={env['pretrained']!r})))
     """))
     img = osp.join(env['data'], 'images', 'validation', 'shapes_000001.jpg')
-    return dict(cfg=str(cfg), ckpt=str(work / 'iter_4.pth'), img=img)
+    return dict(cfg=str(cfg), ckpt=str(seg_run / 'iter_4.pth'), img=img)
 
 
 # ------------------------------------------------------- the reference
@@ -115,10 +92,8 @@ def jet(x):
 
 
 def run_attention_maps(out_dir, *args):
-    res = ok(run([sys.executable, osp.join(TOOLS, 'attention_maps.py')] +
-                 [str(a) for a in args] + ['--out-dir', str(out_dir)],
-                 str(out_dir.parent)))
-    return res
+    return ok(run_tool('analysis/attention_maps.py', *args, '--out-dir',
+                       out_dir, cwd=out_dir.parent))
 
 
 def check_figure(png, npz, rows_expected, scale, alpha, model, i=0,
@@ -168,17 +143,18 @@ def check_figure(png, npz, rows_expected, scale, alpha, model, i=0,
 
 
 # ------------------------------------------------------- attention maps
-def test_attention_maps_segmentation(seg_run, tmp_path, monkeypatch,
+@pytest.mark.slow
+def test_attention_maps_segmentation(seg_model, tmp_path, monkeypatch,
                                      capsys):
     from mmengine.config import Config
     from mmseg.apis import init_model
     out = tmp_path / 'maps'
     monkeypatch.chdir(tmp_path)  # in this process, from another directory
     run_script(osp.join(TOOLS, 'attention_maps.py'),
-               [seg_run['cfg'], seg_run['ckpt'], seg_run['img'], '--scale', 2,
-                '--out-dir', 'maps'], monkeypatch)
+               [seg_model['cfg'], seg_model['ckpt'], seg_model['img'],
+                '--scale', 2, '--out-dir', 'maps'], monkeypatch)
     assert 'maps/shapes_000001_attention.png' in capsys.readouterr().out
-    model = init_model(Config.fromfile(seg_run['cfg']), seg_run['ckpt'],
+    model = init_model(Config.fromfile(seg_model['cfg']), seg_model['ckpt'],
                        device='cpu')
     data = check_figure(out / 'shapes_000001_attention.png',
                         out / 'shapes_000001_attention.npz', 1, 2, 0.5,
@@ -186,6 +162,7 @@ def test_attention_maps_segmentation(seg_run, tmp_path, monkeypatch,
     assert 'm0_ar' not in data  # the demo config has no AR
 
 
+@pytest.mark.slow
 def test_attention_maps_classification_with_ar(cls_run, tmp_path):
     from mmengine.config import Config
     from mmpretrain.apis import get_model
@@ -205,6 +182,7 @@ def test_attention_maps_classification_with_ar(cls_run, tmp_path):
     assert [r.split(':')[0] for r in meta['rows']] == ['A', 'A', 'B', 'B']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task', ['segmentation', 'classification'])
 def test_attention_maps_image_is_rgb(task, request, tmp_path):
     """A pure red image file through the tool (a subprocess, as a user runs
@@ -212,7 +190,7 @@ def test_attention_maps_image_is_rgb(task, request, tmp_path):
     ``m0_input`` is the red image normalised in the RGB order the model
     takes (both configs flip the loaded BGR: mmseg's ``bgr_to_rgb``,
     mmpretrain's ``to_rgb``)."""
-    fixture = request.getfixturevalue('seg_run' if task == 'segmentation'
+    fixture = request.getfixturevalue('seg_model' if task == 'segmentation'
                                       else 'cls_run')
     red = tmp_path / 'red.png'
     pixels = np.zeros((64, 64, 3), np.uint8)
@@ -308,13 +286,13 @@ def tiny_cls_configs(tmp_path):
     return paths
 
 
+@pytest.mark.slow
 def test_runtime_report_three_methods(tmp_path, monkeypatch, capsys):
     cfgs = tiny_cls_configs(tmp_path)
     out_json = tmp_path / 'report.json'
-    res = ok(run([sys.executable, osp.join(TOOLS, 'runtime_report.py')] +
-                 list(cfgs.values()) +
-                 ['--iters', '2', '--warmup', '0', '--batch-size', '2',
-                  '--json', str(out_json)], str(tmp_path)))
+    res = ok(run_tool('analysis/runtime_report.py', *cfgs.values(),
+                      '--iters', '2', '--warmup', '0', '--batch-size', '2',
+                      '--json', out_json, cwd=tmp_path))
     rows = [line.split('|')[1:-1] for line in res.stdout.splitlines()
             if line.startswith('| tiny_')]
     assert [r[0].strip() for r in rows] == [f'tiny_{n}' for n in cfgs]
@@ -344,6 +322,7 @@ def test_runtime_report_three_methods(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------ OpenMMLab's own tools
+@pytest.mark.slow
 def test_mmpretrain_vis_cam_and_get_flops(cls_run, tmp_path, monkeypatch,
                                          capsys):
     """vis_cam finds the extra tokens itself (no --num-extra-tokens);
@@ -381,17 +360,18 @@ def test_mmpretrain_vis_cam_and_get_flops(cls_run, tmp_path, monkeypatch,
     assert printed == _format_size(total)
 
 
+@pytest.mark.slow
 def test_segmentation_flops_where_mmseg_get_flops_cannot(
-        seg_run, tmp_path, monkeypatch, capsys):
+        seg_model, tmp_path, monkeypatch, capsys):
     # mmseg 1.2.2's get_flops with mmengine 0.10.7
     with pytest.raises(ValueError, match='"input_shape" and "inputs" cannot '
                        'be both set'):
         run_script(mim_tool('mmseg', 'analysis_tools', 'get_flops.py'),
-                   [seg_run['cfg'], '--shape', 64], monkeypatch)
+                   [seg_model['cfg'], '--shape', 64], monkeypatch)
     capsys.readouterr()
     run_script(osp.join(TOOLS, 'runtime_report.py'),
-               [seg_run['cfg'], '--no-timing', '--json', tmp_path / 'r.json'],
-               monkeypatch)
+               [seg_model['cfg'], '--no-timing', '--json',
+                tmp_path / 'r.json'], monkeypatch)
     r = json.loads((tmp_path / 'r.json').read_text())['results']
     (name, vals), = r.items()
     assert vals['input'] == [64, 64]
@@ -400,7 +380,8 @@ def test_segmentation_flops_where_mmseg_get_flops_cannot(
 
 
 # --------------------------------------------------------- browse_dataset
-def test_browse_dataset(env, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_browse_dataset(env, tmp_path):
     """Our browse_dataset (mmseg's crashes, docs/analysis.md) as a user runs
     it, from another directory: the image panel is the pipeline's output in
     RGB, the ground-truth panel the palette colours of its labels."""
@@ -408,9 +389,9 @@ def test_browse_dataset(env, tmp_path):  # noqa: F811
     from mmengine.registry import DATASETS, init_default_scope
     out = tmp_path / 'browse'
     opts = ['--cfg-options'] + env['opts']
-    res = ok(run([sys.executable, osp.join(TOOLS, 'browse_dataset.py'),
-                  SEG_CFG, '--output-dir', str(out), '--split', 'val',
-                  '--num', '3'] + opts, str(tmp_path)))
+    res = ok(run_tool('analysis/browse_dataset.py', SEG_CFG, '--output-dir',
+                      out, '--split', 'val', '--num', '3', *opts,
+                      cwd=tmp_path))
     assert '3 of 4 val samples written' in res.stdout
     pngs = sorted(out.glob('*.png'))
     assert [p.name[:4] for p in pngs] == ['0000', '0001', '0002']
@@ -429,6 +410,6 @@ def test_browse_dataset(env, tmp_path):  # noqa: F811
     want = np.where((seg < len(pal))[..., None], pal[seg.clip(0, len(pal) - 1)],
                     0)
     assert np.array_equal(got[:, w + 2:], want)
-    res = run([sys.executable, osp.join(TOOLS, 'browse_dataset.py'), SEG_CFG,
-               '--output-dir', str(out), '--num', '0'] + opts, str(tmp_path))
+    res = run_tool('analysis/browse_dataset.py', SEG_CFG, '--output-dir', out,
+                   '--num', '0', *opts, cwd=tmp_path)
     assert res.returncode != 0 and '--num must be >= 1' in res.stderr

@@ -12,6 +12,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from ivpt_runs import ROOT, make_vtab, ok, run_tool
 from timm.models.swin_transformer import (SwinTransformer, window_partition,
                                           window_reverse)
 
@@ -20,7 +21,6 @@ from mmseg_ivpt.models import (CheckpointMismatchError, PromptTuning,
 from mmseg_ivpt.models.prompted_swin import PromptedSwin
 from mmseg_ivpt.models.swin import SwinEncoder
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # 32x32 images, patch 2: stage 0 is 16x16 (4x4 windows of 4x4, shifted in
 # odd blocks), stage 1 is 8x8 (2x2 windows, shifted too).
 ARCH = dict(embed_dims=16, depths=(2, 2), num_heads=(2, 4))
@@ -373,11 +373,11 @@ def test_prompt_only_checkpoint_roundtrip(tmp_path):
 
 
 # ------------------------------------------------- training (mmpretrain)
+@pytest.mark.slow
 def test_train_tiny_swin_in_mmpretrain(tmp_path):
     """A tiny Swin trains through tools/train.py from the shipped Swin-B
     VTAB config: only the prompts, DA and the head change."""
     pytest.importorskip('mmpretrain')
-    from test_classification_data import make_vtab
     make_vtab(tmp_path / 'vtab', task='eurosat', n=8)
     t = timm_swin()
     pre = str(tmp_path / 'swin.pth')
@@ -404,10 +404,7 @@ def test_train_tiny_swin_in_mmpretrain(tmp_path):
         default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
     """))
     work = tmp_path / 'work'
-    res = subprocess.run([sys.executable, 'tools/train.py', str(cfg),
-                          '--work-dir', str(work)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    res = ok(run_tool('train.py', cfg, '--work-dir', work))
     assert 'accuracy/top1' in res.stdout + res.stderr
     one, two = (torch.load(work / f'epoch_{i}.pth', weights_only=False)
                 ['state_dict'] for i in (1, 2))
@@ -417,13 +414,11 @@ def test_train_tiny_swin_in_mmpretrain(tmp_path):
         assert not torch.equal(one[k], two[k]), k
 
 
+@pytest.mark.slow
 def test_count_params_prints_swin_b_share():
-    res = subprocess.run(
-        [sys.executable, 'tools/count_params.py',
-         'configs/vtab/swinb/ivpt_swinb_cifar.py',
-         'configs/fgvc/swinb/ivpt_swinb_cub.py'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    res = ok(run_tool('count_params.py',
+                      'configs/vtab/swinb/ivpt_swinb_cifar.py',
+                      'configs/fgvc/swinb/ivpt_swinb_cub.py'))
     backbone = 10 * (2 * 128 + 2 * 256 + 18 * 512 + 2 * 1024) + 20 * 100
     total = 86_743_224 + backbone
     for name, classes in (('ivpt_swinb_cifar.py', 100),

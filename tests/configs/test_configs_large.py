@@ -9,11 +9,11 @@ from functools import lru_cache
 import pytest
 import timm
 import torch
+from ivpt_runs import ROOT
 from mmengine.config import Config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VTAB = osp.join(ROOT, 'configs', 'vtab')
 #: name: (arch, L, D, heads, patch, pretrained file)
 ARCHS = {
@@ -50,6 +50,7 @@ def test_every_vitb_task_has_large_configs():
                 for p in _task_files(name)] == tasks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(ARCHS))
 def test_large_vtab_configs_build_with_their_parameters(name):
     arch, L, D, heads, patch, pretrained = ARCHS[name]

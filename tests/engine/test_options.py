@@ -6,27 +6,22 @@ cannot be merged is one line naming it. Each case is run as the user ran
 it, as a subprocess."""
 import json
 import os.path as osp
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from ivpt_runs import (ROOT, make_vtab, pretrained_tiny, run_tool,
+                       small_config)
 from mmengine.config import Config
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 from mmseg_ivpt.protocol import load_task_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EUROSAT = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_eurosat.py')
 TWO_LAYERS = 'model.backbone.arch.num_layers=2'
 
 
 def tool(script, *args, cwd=ROOT, rc=0):
-    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', script),
-                          *args], cwd=cwd, capture_output=True, text=True,
-                         timeout=900)
+    res = run_tool(script, *args, cwd=cwd)
     assert res.returncode == rc, res.stdout[-3000:] + res.stderr[-5000:]
     assert 'Traceback' not in res.stderr, res.stderr[-5000:]
     return res
@@ -45,6 +40,7 @@ def two_layers():
     return n
 
 
+@pytest.mark.slow
 def test_count_params_takes_an_arch_option(two_layers):
     out = tool('count_params.py', EUROSAT, '--cfg-options',
                TWO_LAYERS).stdout
@@ -53,6 +49,7 @@ def test_count_params_takes_an_arch_option(two_layers):
             f"{two_layers['total']:,} |") in out, out
 
 
+@pytest.mark.slow
 def test_runtime_report_takes_an_arch_option(two_layers, tmp_path):
     js = str(tmp_path / 'r.json')
     tool(osp.join('analysis', 'runtime_report.py'), EUROSAT, '--methods',
@@ -63,6 +60,7 @@ def test_runtime_report_takes_an_arch_option(two_layers, tmp_path):
                                two_layers['trainable']}}
 
 
+@pytest.mark.slow
 def test_protocol_takes_an_arch_option(tmp_path):
     root = tmp_path / 'runs'
     out = tool('protocol.py', 'sweep', EUROSAT, '--dry-run', '--lrs', '1',
@@ -76,6 +74,7 @@ def test_protocol_takes_an_arch_option(tmp_path):
                                            feedforward_channels=3072)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script,args', [
     ('count_params.py', [EUROSAT]),
     ('protocol.py', ['sweep', EUROSAT, '--dry-run']),
@@ -104,6 +103,7 @@ def test_pretrained_option_reaches_every_method(method):
     assert cfg.model.backbone.init_cfg.checkpoint == '/x.pth'
 
 
+@pytest.mark.slow
 def test_protocol_trains_on_the_pretrained_option(tmp_path):
     """The config names a file that is not there; `--cfg-options
     pretrained=` the tiny ViT: the sweep trains on that one (without the

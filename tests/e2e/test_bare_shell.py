@@ -11,13 +11,16 @@ import subprocess
 import sys
 
 import pytest
-from test_segmentation_e2e import CFG, ROOT, env  # noqa: F401
+from ivpt_runs import ROOT
+from ivpt_runs import SEG_CFG as CFG
+from ivpt_runs import ok
 
 PATH = '/usr/bin:/bin'
 VENV = os.environ.get('VENV') or '.venv'  # `make test` exports it
 VENV_PYTHON = osp.join(ROOT, VENV, 'bin', 'python')
 
 pytestmark = [
+    pytest.mark.slow,  # the tools run, and train, from a bare shell
     pytest.mark.skipif(not any(osp.isfile(osp.join(d, 'python3'))
                                for d in PATH.split(':')),
                        reason='no python3 in /usr/bin or /bin'),
@@ -36,11 +39,6 @@ def bare(cmd, cwd, **env_vars):
                                            full.items()] + cmd,
                           cwd=cwd, capture_output=True, text=True,
                           timeout=900)
-
-
-def ok(res):
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
-    return res
 
 
 def test_count_params_from_a_bare_shell(tmp_path):
@@ -63,7 +61,7 @@ def test_count_params_from_a_bare_shell(tmp_path):
     assert f'{mean / 1e6:.3f}' == '0.413'  # the README's figure
 
 
-def test_browse_dataset_from_a_bare_shell(env, tmp_path):  # noqa: F811
+def test_browse_dataset_from_a_bare_shell(env, tmp_path):
     out = tmp_path / 'browse'
     res = ok(bare(['python3', osp.join(ROOT, 'tools', 'analysis',
                                        'browse_dataset.py'), CFG,
@@ -73,7 +71,7 @@ def test_browse_dataset_from_a_bare_shell(env, tmp_path):  # noqa: F811
     assert len(list(out.glob('*.png'))) == 2
 
 
-def test_dist_train_from_a_bare_shell(env, tmp_path):  # noqa: F811
+def test_dist_train_from_a_bare_shell(env, tmp_path):
     """`bash tools/dist_train.sh CONFIG 1`: no `python` on the PATH, and the
     bare python3 has no torch: the script starts the venv's."""
     work = tmp_path / 'work'

@@ -11,9 +11,10 @@ import textwrap
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit
+from ivpt_runs import SEG_CFG as CFG
+from ivpt_runs import ok, run, run_tool, save_seg_vit
 from mmpretrain.models.backbones import VisionTransformer as PretrainViT
 from mmseg.models.backbones import VisionTransformer as SegViT
-from test_segmentation_e2e import CFG, ROOT, env, ok, run, train  # noqa: F401
 from timm.layers import resample_abs_pos_embed
 
 from mmseg_ivpt.models import CheckpointMismatchError, PromptedViT
@@ -274,32 +275,23 @@ def test_config_choice_is_not_overridden_by_a_recorded_file(tmp_path):
         load_frozen_encoder(m, _record(tmp_path / 'run', right))
 
 
-@pytest.fixture(scope='module')
-def seg_record_run(env):  # noqa: F811
-    """The demo config trained 4 iterations (prompt-only checkpoints), its
-    ViT named by absolute path."""
-    work = env['tmp'] / 'record_run'
-    ok(train(env, work))
-    return work
-
-
+@pytest.mark.slow
 def test_copied_folder_with_another_vit_at_the_relative_path(
-        env, seg_record_run, tmp_path):
+        seg_data, seg_run, tmp_path):
     """A user copies the run's folder elsewhere, where the file at the
     checkpoint's relative path is another ViT of the same shape; the
     absolute path still holds the right one. init_model (a subprocess, from
     another directory) loads the right one and says which it passed over."""
-    from test_trust import _other_vit
     copy = tmp_path / 'copy'
-    shutil.copytree(seg_record_run, copy / 'record_run')
-    other = _other_vit(env)
-    shutil.copy(other, copy / 'tiny_vit.pth')  # where ../tiny_vit.pth points
+    shutil.copytree(seg_run, copy / 'record_run')
+    # another ViT where ../tiny_vit.pth points
+    save_seg_vit(copy / 'tiny_vit.pth', seed=123)
     ckpt = copy / 'record_run' / 'iter_4.pth'
     code = textwrap.dedent(f"""
         import json, torch
         from mmseg.apis import init_model
         model = init_model({CFG!r}, {str(ckpt)!r}, device='cpu')
-        want = torch.load({env['pretrained']!r})['pos_embed']
+        want = torch.load({seg_data['pretrained']!r})['pos_embed']
         print(json.dumps(dict(
             path=model.backbone.pretrained_path,
             right=bool(torch.equal(model.backbone.pos_embed, want)))))
@@ -308,26 +300,23 @@ def test_copied_folder_with_another_vit_at_the_relative_path(
     cwd.mkdir()
     res = ok(run([sys.executable, '-c', code], str(cwd)))
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out == dict(path=env['pretrained'], right=True)
+    assert out == dict(path=seg_data['pretrained'], right=True)
     assert f"passed over {copy / 'tiny_vit.pth'} (another ViT" in \
         res.stdout + res.stderr
 
 
 # ------------------------------------------- convert_checkpoint.py (#11)
-def _convert_tool(*args, cwd=None):
-    return run([sys.executable, osp.join(ROOT, 'tools',
-                                         'convert_checkpoint.py'),
-                *map(str, args)], str(cwd or ROOT))
-
-
+@pytest.mark.slow
 def test_convert_checkpoint_missing_file_is_named(tmp_path):
-    res = _convert_tool('ViT-L_16.npz', tmp_path / 'out.pth', cwd=tmp_path)
+    res = run_tool('convert_checkpoint.py', 'ViT-L_16.npz',
+                   tmp_path / 'out.pth', cwd=tmp_path)
     assert res.returncode == 2
     assert 'SRC ViT-L_16.npz does not exist' in res.stderr, res.stderr
     assert 'init_cfg' not in res.stderr and 'Traceback' not in res.stderr
     assert not (tmp_path / 'out.pth').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('heads,pattern', [
     ('5', r'--num-heads 5: .*src\.pth has embed_dims=64, which 5 heads do '
           r'not divide; allowed: 1, 2, 4, 8, 16, 32, 64'),
@@ -340,19 +329,20 @@ def test_convert_checkpoint_bad_num_heads_is_named(tmp_path, heads,
     src = tmp_path / 'src.pth'
     torch.save(timm_vit().state_dict(), src)
     dst = tmp_path / 'out' / 'vit.pth'
-    res = _convert_tool(src, dst, '--num-heads', heads)
+    res = run_tool('convert_checkpoint.py', src, dst, '--num-heads', heads)
     assert res.returncode == 2 and 'Traceback' not in res.stderr, res.stderr
     assert re.search(pattern, res.stderr), res.stderr
     assert not dst.exists()
 
 
+@pytest.mark.slow
 def test_convert_checkpoint_bad_dst_and_not_a_vit(tmp_path):
     src = tmp_path / 'src.pth'
     torch.save(timm_vit().state_dict(), src)
-    res = _convert_tool(src, tmp_path)
+    res = run_tool('convert_checkpoint.py', src, tmp_path)
     assert res.returncode == 2 and f'DST {tmp_path} is a directory' in \
         res.stderr, res.stderr
     torch.save({'encoder.w': torch.zeros(3)}, src)
-    res = _convert_tool(src, tmp_path / 'vit.pth')
+    res = run_tool('convert_checkpoint.py', src, tmp_path / 'vit.pth')
     assert res.returncode == 2 and 'Traceback' not in res.stderr
     assert f'{src}: cannot tell the layout' in res.stderr, res.stderr

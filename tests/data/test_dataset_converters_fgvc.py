@@ -7,21 +7,17 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 import tarfile
 
 import numpy as np
 import pytest
+from ivpt_runs import ok, pretrained_tiny, run_tool, small_config
 from PIL import Image
 from scipy.io import savemat
 
 from mmseg_ivpt.datasets.converters import ConversionError
 from mmseg_ivpt.datasets.converters import fgvc
 from mmseg_ivpt.datasets.converters.verify import verify
-
-HERE = osp.dirname(osp.abspath(__file__))
-ROOT = osp.dirname(HERE)
 
 
 def jpeg(seed, size=(40, 48)):
@@ -337,22 +333,18 @@ def test_verifier_on_fgvc(converted, tmp_path):
                'not found' in p for p in problems), problems
 
 
+@pytest.mark.slow
 def test_cli_converts_and_trains(archives, tmp_path):
     """fgvc.py as a user runs it (another cwd), then a few iterations of
     tools/train.py on the cub config with the converted folder."""
-    from test_classification_e2e import (_train, pretrained_tiny,
-                                         small_config)
     out = tmp_path / 'data'
-    res = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'dataset_converters',
-                                  'fgvc.py'), 'cub', '--src',
-         str(archives[0] / 'cub'), '--out', str(out)],
-        cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    res = run_tool('dataset_converters/fgvc.py', 'cub', '--src',
+                   archives[0] / 'cub', '--out', out, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "NOT VPT's exact split" in res.stdout
     folder = out / 'CUB_200_2011'
     over = f"data_root={str(folder)!r}"
     cfg = small_config(tmp_path, 'configs/fgvc/ivpt_vitb16_cub.py', over,
                        pretrained_tiny(tmp_path))
-    log = _train(cfg, tmp_path / 'work')
+    log = ok(run_tool('train.py', cfg, '--work-dir', tmp_path / 'work'))
     assert 'accuracy/top1' in log.stdout + log.stderr

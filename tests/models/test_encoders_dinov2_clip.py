@@ -4,13 +4,12 @@ names on the same random weights, their checkpoint layouts, every prompt
 method on them, and a real tools/train.py run of a DINOv2 config of each
 kind (docs/encoders.md)."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from ivpt_runs import ROOT, make_vtab, run_tool
 from timm.models.vision_transformer import (_convert_dinov2,
                                             _convert_openai_clip)
 
@@ -19,7 +18,6 @@ from mmseg_ivpt.models.checkpoint import (ArchitectureMismatchError,
                                           load_pretrained)
 from mmseg_ivpt.models.multitask import TaskMux
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def arch(d, depth, heads, ff):
@@ -264,14 +262,13 @@ def test_foreign_architecture_is_a_named_error(pairs, tmp_path):
         load_pretrained(sup, path)
 
 
+@pytest.mark.slow
 def test_convert_checkpoint_reads_hub_dinov2(pairs, tmp_path):
     t, ours = pairs['vit_base_patch14_reg4_dinov2']
     src, dst = tmp_path / 'hub.pth', tmp_path / 'out.pth'
     torch.save(_hub_dinov2(t.state_dict()), src)
-    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools',
-                                                   'convert_checkpoint.py'),
-                          str(src), str(dst), '--num-heads', '4'],
-                         cwd=str(tmp_path), capture_output=True, text=True)
+    res = run_tool('convert_checkpoint.py', src, dst, '--num-heads', '4',
+                   cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert '(dinov2)' in res.stdout
     fresh = ViTEncoder(img_size=56, out_indices=(0, -1),
@@ -383,11 +380,8 @@ def test_taskmux_refuses_a_dinov2_task_beside_a_sup21k_task():
 def _train(cfg, cwd, *opts):
     """tools/train.py CONFIG from another cwd, the model shrunk by
     --cfg-options."""
-    return subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
-         osp.join(ROOT, cfg), '--work-dir', str(cwd / 'work'),
-         '--cfg-options', *opts],
-        cwd=str(cwd), capture_output=True, text=True, timeout=900)
+    return run_tool('train.py', osp.join(ROOT, cfg), '--work-dir',
+                    cwd / 'work', '--cfg-options', *opts, cwd=cwd)
 
 
 TINY_ARCH = arch(32, 2, 2, 64)
@@ -410,6 +404,7 @@ def _ok(res, work):
     return log
 
 
+@pytest.mark.slow
 def test_ade20k_dinov2_config_trains(tmp_path):
     from mmseg_ivpt.datasets import generate_shapes_dataset
     data = generate_shapes_dataset(str(tmp_path / 'shapes'), num_train=4,
@@ -439,8 +434,8 @@ def test_ade20k_dinov2_config_trains(tmp_path):
     assert not any(k.startswith('backbone.blocks.') for k in sd)
 
 
+@pytest.mark.slow
 def test_vtab_dinov2_config_trains(tmp_path):
-    from test_classification_data import make_vtab
     make_vtab(tmp_path / 'vtab', task='eurosat', n=8)
     pre = _hub_file(tmp_path / 'hub.pth', 518)  # resampled 37x37 -> 16x16
     loader = ['batch_size=4', 'num_workers=0', 'persistent_workers=False',

@@ -9,6 +9,7 @@ iVPT's prompts (CDC + DA + AR) steer the frozen attention and solve much of
 it with the same budget. Measured (CPU, this machine): linear probing 26.0%,
 iVPT 60.7% (chance 25%).
 """
+import pytest
 import torch
 from ivpt_helpers import TINY
 
@@ -67,6 +68,7 @@ def train_and_test(model):
     return acc
 
 
+@pytest.mark.slow
 def test_prompt_tuning_beats_linear_probing():
     linear = train_and_test(frozen_vit(num_prompts=0))
     ivpt = train_and_test(frozen_vit(num_prompts=4, dynamic_aggregation=True,

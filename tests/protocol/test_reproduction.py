@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import torch
+from ivpt_runs import ROOT
 from mmengine.config import Config
 
 from mmseg_ivpt.protocol import (METHODS, VPT_SEEDS, VPT_TOKENS,
@@ -20,7 +21,6 @@ from mmseg_ivpt.protocol import (METHODS, VPT_SEEDS, VPT_TOKENS,
                                  pick_best, set_splits)
 from mmseg_ivpt.protocol.recipes import paper_lr
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC = osp.join(ROOT, 'docs', 'reproduction.md')
 VTAB = osp.join(ROOT, 'configs', 'vtab', 'ivpt_vitb16_{}.py')
 FGVC = osp.join(ROOT, 'configs', 'fgvc', 'ivpt_vitb16_{}.py')
@@ -492,6 +492,7 @@ def test_vpt_methods_decay_all_but_the_head_bias():
                      'head.fc.bias': 0.}
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_reference_grids(tmp_path):
     """`sweep --dry-run` prints what tune_vtab.py / GaPT would run and
     writes nothing."""

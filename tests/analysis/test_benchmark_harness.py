@@ -85,6 +85,7 @@ def _cpu_method_or_skip(peak):
         pytest.skip(f'/proc/self/clear_refs not writable ({peak.method})')
 
 
+@pytest.mark.slow
 def test_peak_memory_cpu_sees_a_known_allocation_in_a_child():
     peak = peak_memory(make_alloc, 64, 'cpu', device='cpu', threads=1)
     assert isinstance(peak, PeakMemory)
@@ -95,6 +96,7 @@ def test_peak_memory_cpu_sees_a_known_allocation_in_a_child():
     assert peak.mib == peak.bytes / MIB
 
 
+@pytest.mark.slow
 def test_peak_memory_cpu_excludes_the_build_and_the_warm_up():
     peak = peak_memory(make_resident_then_nothing, 128, 'cpu', device='cpu')
     assert peak.info is None
@@ -102,6 +104,7 @@ def test_peak_memory_cpu_excludes_the_build_and_the_warm_up():
     assert peak.bytes < 16 * MIB, peak
 
 
+@pytest.mark.slow
 def test_peak_memory_child_failure_is_reported():
     with pytest.raises(RuntimeError, match='no such model'):
         peak_memory(make_failing, device='cpu')

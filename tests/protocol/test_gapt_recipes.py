@@ -20,11 +20,11 @@ import sys
 import textwrap
 
 import pytest
+from ivpt_runs import ROOT
 from mmengine.config import Config
 
 from mmseg_ivpt.protocol import load_task_config, lr_grid
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # GaPT paper, appendix A.2, Table 5, row by row as printed: MAE (BS, # of
 # PTs, LR, gate init) | MoCo v3 (BS, # of PTs, LR, gate init).
@@ -329,6 +329,7 @@ SETTINGS = re.compile(r'^# (\w+): .*GaPT Table 5 for (\w+): batch (\d+), N '
                       r'(\d+), gate init ([\d.]+), lr ([\d.]+), wd 0$', re.M)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('ssl', SSL)
 def test_dry_run_shows_table5_per_task(runs, ssl):
     """`final --paper-lr --dry-run` prints each task's Table 5 row and
@@ -348,6 +349,7 @@ def test_dry_run_shows_table5_per_task(runs, ssl):
     assert out.count(' -m mmseg_ivpt.engine.train ') == len(seen)
 
 
+@pytest.mark.slow
 def test_sweep_dry_run_is_the_papers_grid(runs):
     out = runs['tools']['sweep']['stdout']
     assert ('# cub: 7 runs; gapt_mocov3: SGD, batch 64, 10 warm-up epochs '
@@ -357,6 +359,7 @@ def test_sweep_dry_run_is_the_papers_grid(runs):
             '0.5,0->0.5, 1,0->1, 2.5,0->2.5, 5,0->5\n') in out
 
 
+@pytest.mark.slow
 def test_paper_lr_refuses_a_method_without_table5(runs):
     msg = runs['tools']['refused']['code']
     assert msg.startswith('protocol.py: ') and 'ivpt_vitb16_dtd.py' in msg
@@ -398,6 +401,7 @@ def setr_heads(width, classes=150, channels=256):
     return head(4) + 2 * head(2)
 
 
+@pytest.mark.slow
 def test_count_params_gives_the_methods_share(runs):
     rows = _count_rows(runs['tools']['ade']['stdout'])
     share = {'vpt-shallow': 100 * D, 'vpt-deep': 12 * 10 * D,
@@ -409,6 +413,7 @@ def test_count_params_gives_the_methods_share(runs):
         assert trainable - backbone == setr_heads(D), path
 
 
+@pytest.mark.slow
 def test_express_budget_is_the_papers(runs):
     """iVPT Table 1: EXPRESS 0.98M mean trainable parameters on VTAB-1k.
     Ours: N prompts + 3 residual groups (LN: N D, qkv: 3 N D, projection:
@@ -437,6 +442,7 @@ def test_express_budget_is_the_papers(runs):
     assert round(got / 1e6, 2) == 0.98
 
 
+@pytest.mark.slow
 def test_ade20k_configs_train_and_heads_read_blocks_4_8_11(runs):
     log, runs = runs['log'], runs['ade']
     assert len(re.findall(r'Iter\(val\).*mIoU', log)) == len(TRAINED), \

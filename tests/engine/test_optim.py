@@ -8,6 +8,7 @@ import os.path as osp
 import pytest
 import torch
 from ivpt_helpers import TINY
+from ivpt_runs import ROOT
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
@@ -15,7 +16,6 @@ from mmseg_ivpt.engine.optim import (PromptOptimWrapperConstructor,
                                      method_parameters)
 from mmseg_ivpt.models import PromptedViT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ADE = osp.join(ROOT, 'configs', 'setr_ivpt_vitl_ade20k.py')
 
 

@@ -2,9 +2,8 @@
 bad data named by file and line."""
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+from ivpt_runs import make_fgvc, make_vtab
 
 from mmseg_ivpt.datasets import FGVC, FGVC_DATASETS, VTAB1k, VTAB_TASKS, \
     DataError
@@ -20,22 +19,6 @@ def test_class_counts_are_spec_table():
     assert {k: n for k, (n, _) in FGVC_DATASETS.items()} == dict(
         cub=200, nabirds=555, oxford_flowers=102, stanford_dogs=120,
         stanford_cars=196)
-
-
-def _img(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
-
-
-def make_vtab(root, task='eurosat', n=6, labels=None):
-    d = root / task
-    lines = []
-    for i in range(n):
-        _img(d / 'images' / f'{i}.jpg')
-        lines.append(f'images/{i}.jpg {labels[i] if labels else i % 10}')
-    for split in ('train800', 'val200', 'train800val200', 'test'):
-        (d / f'{split}.txt').write_text('\n'.join(lines) + '\n')
-    return d
 
 
 def test_vtab_reads_split(tmp_path):
@@ -78,16 +61,6 @@ def test_vtab_bad_arguments(tmp_path):
         VTAB1k(data_root=str(tmp_path), task='imagenet')
     with pytest.raises(ValueError, match='split='):
         VTAB1k(data_root=str(tmp_path), task='dtd', split='train1000')
-
-
-def make_fgvc(root, labels=(1, 5, 7, 5)):
-    for split in ('train', 'val', 'test'):
-        ann = {}
-        for i, label in enumerate(labels):
-            rel = f'{label:03d}.cls/{split}_{i}.jpg'
-            _img(root / 'images' / rel)
-            ann[rel] = label
-        (root / f'{split}.json').write_text(json.dumps(ann))
 
 
 def test_fgvc_reads_and_maps_labels(tmp_path):

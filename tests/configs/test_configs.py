@@ -6,22 +6,28 @@ layout holds: one base per task shared by every backbone's leaf, and
 import glob
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit
+from ivpt_runs import ROOT, make_fgvc, make_vtab, ok, run_tool
 from mmengine.config import Config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
 from mmseg_ivpt.models import PromptedViT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                            recursive=True))
 CONFIGS = [c for c in CONFIGS if '_base_' not in c]
+# every config in the full suite; in the fast loop (`-m "not slow"`) the
+# top-level ADE20K configs and the first config of every other folder
+FAST = {osp.join(ROOT, 'configs', osp.basename(c)) for c in CONFIGS} | {
+    min(c for c in CONFIGS if osp.dirname(c) == d)
+    for d in {osp.dirname(c) for c in CONFIGS}}
+CONFIG_PARAMS = [pytest.param(c, id=osp.relpath(c, ROOT),
+                              marks=() if c in FAST else pytest.mark.slow)
+                 for c in CONFIGS]
 
 HEADS = 13_143_640  # mmseg 1.2.2's SETR-PUP decode + 3 auxiliary heads
 ADE20K = {  # method's own share on top of the heads (iVPT Table 7)
@@ -34,8 +40,7 @@ ADE20K = {  # method's own share on top of the heads (iVPT Table 7)
 }
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+@pytest.mark.parametrize('path', CONFIG_PARAMS)
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports.imports == ['mmseg_ivpt']
@@ -56,12 +61,9 @@ def test_ade20k_configs_all_present():
     assert set(ADE20K) <= names
 
 
+@pytest.mark.slow
 def test_count_params_tool():
-    res = subprocess.run(
-        [sys.executable, 'tools/count_params.py',
-         'configs/setr_ivpt_vitl_ade20k.py'], cwd=ROOT, capture_output=True,
-        text=True)
-    assert res.returncode == 0, res.stderr[-3000:]
+    res = ok(run_tool('count_params.py', 'configs/setr_ivpt_vitl_ade20k.py'))
     assert '| setr_ivpt_vitl_ade20k.py | 13,391,700 | 248,060 |' in res.stdout
 
 
@@ -102,13 +104,10 @@ def to_npz(t, path):
 
 
 def _convert(src, dst, *extra):
-    res = subprocess.run([sys.executable, 'tools/convert_checkpoint.py',
-                          str(src), str(dst), *extra], cwd=ROOT,
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res.stdout
+    return ok(run_tool('convert_checkpoint.py', src, dst, *extra)).stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('fmt', ['npz', 'mae', 'mocov3', 'mmpretrain'])
 def test_convert_checkpoint(tmp_path, fmt):
     t = timm_vit()
@@ -133,9 +132,7 @@ def test_convert_checkpoint(tmp_path, fmt):
                                     for k, v in sd.items()}), src)
     dst = tmp_path / 'out' / 'vit.pth'
     if fmt == 'npz':  # width 64 does not say the number of heads
-        res = subprocess.run([sys.executable, 'tools/convert_checkpoint.py',
-                              str(src), str(dst)], cwd=ROOT,
-                             capture_output=True, text=True)
+        res = run_tool('convert_checkpoint.py', src, dst)
         assert res.returncode != 0 and '--num-heads' in res.stderr
     out = _convert(src, dst, '--num-heads', '4')
     assert 'embed_dims=64, num_layers=4, patch_size=8' in out
@@ -184,8 +181,6 @@ def test_fgvc_mean_trainable_parameters():
 def generated_data(tmp_path_factory):
     """Tiny data for every shipped config: ADE20K layout (shapes), all 19
     VTAB-1k task folders, all 5 FGVC folders."""
-    from test_classification_data import make_fgvc, make_vtab
-
     from mmseg_ivpt.datasets import FGVC_DATASETS, VTAB_TASKS
     from mmseg_ivpt.datasets.shapes import generate_shapes_dataset
     root = tmp_path_factory.mktemp('data')
@@ -215,8 +210,7 @@ def _point_at(cfg, generated, path):
     return cfg
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+@pytest.mark.parametrize('path', CONFIG_PARAMS)
 def test_config_data_pipeline(path, generated_data):
     from mmengine.registry import DATASETS, init_default_scope
     cfg = _point_at(Config.fromfile(path), generated_data, path)
@@ -288,6 +282,7 @@ def test_backbones_share_one_task_base(bench, task):
     assert ('configs/_base_/datasets/vtab1k.py' in chain) == (bench == 'vtab')
 
 
+@pytest.mark.slow
 def test_cfg_options_data_root_reaches_the_data_sets(tmp_path):
     """``--cfg-options data_root=X`` (the configs' variable) reaches every
     data set derived from it: FGVC's folders below it, VTAB-1k's and
@@ -314,11 +309,9 @@ def test_cfg_options_data_root_reaches_the_data_sets(tmp_path):
     assert [cfg[k].dataset.data_root for k in loaders] == ['/x/ade'] * 3
     # as tools/train.py reads it: the missing folder is named before training
     missing = tmp_path / 'no_fgvc'
-    res = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/fgvc/ivpt_vitb16_cub.py',
-         '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-         f'data_root={missing}'], cwd=ROOT, capture_output=True, text=True,
-        timeout=600)
+    res = run_tool('train.py', 'configs/fgvc/ivpt_vitb16_cub.py',
+                   '--work-dir', tmp_path / 'w', '--cfg-options',
+                   f'data_root={missing}')
     assert res.returncode != 0
     assert f"train_dataloader.dataset.data_root='{missing}/CUB_200_2011' " \
         'does not exist' in res.stderr, res.stderr[-3000:]

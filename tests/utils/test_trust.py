@@ -15,18 +15,27 @@ import textwrap
 
 import pytest
 import torch
-from test_segmentation_e2e import CFG, ROOT, env, ok, run  # noqa: F401
+from ivpt_runs import ROOT
+from ivpt_runs import SEG_CFG as CFG
+from ivpt_runs import make_seg_env, ok, run, run_tool, save_seg_vit
 
 from mmseg_ivpt.utils.integrity import encoder_fingerprint
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    """This module's own data and pretrained ViT (``ivpt_runs.make_seg_env``;
+    not the session's: the runs here name it relative to their folder)."""
+    return make_seg_env(tmp_path_factory.mktemp('trust'))
 
 
 def _train(env, cwd, work_dir, *extra):
     """tools/train.py on the demo config at a tiny scale; the pretrained ViT
     named relative to ``cwd`` (as the shipped config names its own)."""
     opts = [o for o in env['opts'] if 'init_cfg' not in o]
-    return run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), CFG,
-                '--work-dir', str(work_dir), *extra, '--cfg-options',
-                'pretrained=tiny_vit.pth'] + opts, str(cwd))
+    return run_tool('train.py', CFG, '--work-dir', work_dir, *extra,
+                    '--cfg-options', 'pretrained=tiny_vit.pth', *opts,
+                    cwd=cwd)
 
 
 def _test(env, ckpt, *extra, cwd=None, **env_vars):
@@ -34,22 +43,14 @@ def _test(env, ckpt, *extra, cwd=None, **env_vars):
     opts = [o for o in env['opts'] if 'init_cfg' not in o]
     cwd = cwd or env['tmp'] / 'elsewhere'
     os.makedirs(cwd, exist_ok=True)
-    return run([sys.executable, osp.join(ROOT, 'tools', 'test.py'), CFG,
-                str(ckpt), '--work-dir', str(env['tmp'] / 'test_runs'),
-                *extra, '--cfg-options'] + opts, str(cwd), **env_vars)
+    return run_tool('test.py', CFG, ckpt, '--work-dir',
+                    env['tmp'] / 'test_runs', *extra, '--cfg-options', *opts,
+                    cwd=cwd, **env_vars)
 
 
 def _other_vit(env, name='other_vit.pth'):
     """A ViT of the same shape with other weights."""
-    from mmengine.config import Config
-
-    from mmseg_ivpt.models import ViTEncoder
-    cfg = Config.fromfile(CFG)
-    torch.manual_seed(123)
-    vit = ViTEncoder(arch=cfg.tiny_vit, img_size=cfg.crop_size, patch_size=8)
-    path = env['tmp'] / name
-    torch.save(vit.state_dict(), path)
-    return path
+    return save_seg_vit(env['tmp'] / name, seed=123)
 
 
 @pytest.fixture(scope='module')
@@ -69,6 +70,7 @@ def run_dir(env):
     return work
 
 
+@pytest.mark.slow
 def test_checkpoint_records_the_frozen_vit(env, run_dir):
     ckpt = torch.load(run_dir / 'iter_4.pth', weights_only=False)
     meta = ckpt['state_dict']._metadata['backbone']
@@ -155,12 +157,14 @@ def session(env, run_dir, tmp_path_factory):
     return dict(out=out, tmp=tmp, other=other, moved=moved / 'model.pth')
 
 
+@pytest.mark.slow
 def test_moved_checkpoint_loads_from_another_cwd(session):
     """init_model / MMSegInferencer with the shipped config (relative
     paths) on a checkpoint moved to another folder, from another cwd."""
     assert session['out']['moved'] == dict(same_vit=True, same_pred=True)
 
 
+@pytest.mark.slow
 def test_another_vit_of_the_same_shape_is_refused(env, session):
     """The config's pretrained file is another ViT of the same shape: a
     named error with both files and fingerprints."""
@@ -172,6 +176,7 @@ def test_another_vit_of_the_same_shape_is_refused(env, session):
     assert 'IVPT_ALLOW_OTHER_ENCODER=1' in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,pattern', [
     ('empty.pth', 'CheckpointFileError: .* is empty'),
     ('text.pth', "CheckpointFileError: .* is a text file.*'model wei"),
@@ -188,6 +193,7 @@ def test_bad_files_are_named(session, name, pattern):
     assert re.search(pattern, got, re.S), got
 
 
+@pytest.mark.slow
 def test_other_vit_with_override_and_tta_show_dir(env, run_dir, session):
     """tools/test.py with `--cfg-options pretrained=OTHER` (it reaches
     init_cfg) and IVPT_ALLOW_OTHER_ENCODER=1 loads with a warning; the demo
@@ -204,6 +210,7 @@ def test_other_vit_with_override_and_tta_show_dir(env, run_dir, session):
     assert len(painted) == 4
 
 
+@pytest.mark.slow
 def test_resume_skips_a_damaged_latest_checkpoint(env, run_dir, tmp_path):
     """The latest checkpoint truncated (a kill during the write): --resume
     says so and resumes from iter_2, reaching the same iteration 4."""

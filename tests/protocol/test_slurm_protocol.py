@@ -17,8 +17,7 @@ import textwrap
 import time
 
 import pytest
-from test_classification_data import make_vtab
-from test_classification_e2e import pretrained_tiny, small_config
+from ivpt_runs import make_vtab, pretrained_tiny, small_config
 from test_protocol import run_protocol
 from test_protocol_launch import protocol_main
 
@@ -26,6 +25,7 @@ PROGRAMS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'scancel',
             'scontrol', 'sinfo', 'srun')
 TASKS = ('eurosat', 'svhn')
 GRID = ('--lrs', '0.5', '5', '--wds', '0')
+pytestmark = pytest.mark.slow  # starts a Slurm cluster and trains on it
 
 
 def _free_port():
