@@ -7,10 +7,9 @@ import glob
 import os.path as osp
 import re
 
-import numpy as np
 import pytest
 import torch
-from ivpt_helpers import IMG, PATCH, TINY, timm_vit
+from ivpt_helpers import IMG, PATCH, TINY, timm_vit, to_npz
 from ivpt_runs import ROOT, make_fgvc, make_vtab, ok, run_tool
 from mmengine.config import Config
 
@@ -68,41 +67,6 @@ def test_count_params_tool():
 
 
 # ----------------------------------------------------------- conversion
-def to_npz(t, path):
-    """Write timm model ``t`` in Google's original ViT npz layout."""
-    w = {}
-    d = t.embed_dim
-    h = t.blocks[0].attn.num_heads
-    sd = {k: v.detach().numpy() for k, v in t.state_dict().items()}
-    w['embedding/kernel'] = sd['patch_embed.proj.weight'].transpose(2, 3, 1,
-                                                                    0)
-    w['embedding/bias'] = sd['patch_embed.proj.bias']
-    w['cls'] = sd['cls_token']
-    w['Transformer/posembed_input/pos_embedding'] = sd['pos_embed']
-    w['Transformer/encoder_norm/scale'] = sd['norm.weight']
-    w['Transformer/encoder_norm/bias'] = sd['norm.bias']
-    for i in range(len(t.blocks)):
-        b, p = f'blocks.{i}.', f'Transformer/encoderblock_{i}/'
-        for ln, name in (('norm1', 'LayerNorm_0'), ('norm2', 'LayerNorm_2')):
-            w[p + name + '/scale'] = sd[b + ln + '.weight']
-            w[p + name + '/bias'] = sd[b + ln + '.bias']
-        qkv_w = sd[b + 'attn.qkv.weight'].reshape(3, d, d)
-        qkv_b = sd[b + 'attn.qkv.bias'].reshape(3, d)
-        for j, n in enumerate(('query', 'key', 'value')):
-            m = p + 'MultiHeadDotProductAttention_1/' + n
-            w[m + '/kernel'] = qkv_w[j].T.reshape(d, h, d // h)
-            w[m + '/bias'] = qkv_b[j].reshape(h, d // h)
-        o = p + 'MultiHeadDotProductAttention_1/out'
-        w[o + '/kernel'] = sd[b + 'attn.proj.weight'].reshape(
-            d, h, d // h).transpose(1, 2, 0)
-        w[o + '/bias'] = sd[b + 'attn.proj.bias']
-        for j, fc in enumerate(('fc1', 'fc2')):
-            m = p + f'MlpBlock_3/Dense_{j}'
-            w[m + '/kernel'] = sd[b + f'mlp.{fc}.weight'].T
-            w[m + '/bias'] = sd[b + f'mlp.{fc}.bias']
-    np.savez(path, **w)
-
-
 def _convert(src, dst, *extra):
     return ok(run_tool('convert_checkpoint.py', src, dst, *extra)).stdout
 
@@ -143,7 +107,8 @@ def test_convert_checkpoint(tmp_path, fmt):
     m = PromptedViT(arch=TINY, img_size=IMG, patch_size=PATCH, num_prompts=2,
                     init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     m.init_weights()
-    assert torch.equal(m.blocks[3].mlp.fc2.weight, sd['blocks.3.mlp.fc2.weight'])
+    assert torch.equal(m.blocks[3].mlp.fc2.weight,
+                       sd['blocks.3.mlp.fc2.weight'])
 
 
 def _classification_counts(bench):
@@ -154,7 +119,8 @@ def _classification_counts(bench):
             b, h = cfg.model.backbone, cfg.model.head
             n, k, c = b.num_prompts, b.ar_tokens, h.num_classes
             got = count_parameters(build_model_on_meta(cfg))['trainable']
-            # iVPT Eq. 4-6, 15 (Table 8's parts): CDC 12*N*768, DA 11*N^2, AR 11*k*768, head
+            # iVPT Eq. 4-6, 15 (Table 8's parts): CDC 12*N*768,
+            # DA 11*N^2, AR 11*k*768, head
             assert got == 12 * n * 768 + 11 * n * n + 11 * k * 768 + \
                 769 * c, path
             assert cfg.train_cfg.max_epochs == 100

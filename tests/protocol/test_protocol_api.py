@@ -12,10 +12,20 @@ import pytest
 from mmengine.config import Config
 from test_protocol import EUROSAT, run_protocol, tiny_task
 
-from mmseg_ivpt.protocol import (METHODS, Launcher, RunsFailedError, Spec,
-                                 SpecError, SweepIncompleteError, TaskFolder,
-                                 final, load_task_config, make_report,
-                                 sweep, task_settings)
+from mmseg_ivpt.protocol import (
+    METHODS,
+    Launcher,
+    RunsFailedError,
+    Spec,
+    SpecError,
+    SweepIncompleteError,
+    TaskFolder,
+    final,
+    load_task_config,
+    make_report,
+    sweep,
+    task_settings,
+)
 
 
 def read(path):
@@ -23,6 +33,7 @@ def read(path):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_stages_from_python_give_the_tools_results(tmp_path):
     cfg, _ = tiny_task(tmp_path)
     grid = dict(lrs=[0.5, 5], wds=[0.], seeds=[0])
@@ -72,21 +83,28 @@ def test_failed_runs_are_listed_in_the_plans_order(tmp_path, monkeypatch):
     from mmseg_ivpt.protocol import launch
     from mmseg_ivpt.protocol.runs import Progress, Run
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
-    second_failed = threading.Event()
+    b_reported = threading.Event()
+
+    class Stream(io.StringIO):
+        """Progress output that says when b's line has been written."""
+
+        def write(self, text):
+            n = super().write(text)
+            if 't b:' in text:
+                b_reported.set()
+            return n
 
     def fake_train_run(run, gpus, env=None, echo=True):
-        if run.name == 'a':
-            assert second_failed.wait(60)  # ends after b, whatever the load
-        elif run.name == 'b':
-            second_failed.set()
-        else:
+        if run.name == 'a':  # ends after b has been reported, whatever
+            assert b_reported.wait(60)  # the load
+        elif run.name != 'b':
             return 50.
         raise subprocess.CalledProcessError(1, ['train', run.name])
 
     monkeypatch.setattr(launch, 'train_run', fake_train_run)
     runs = [Run('t', name, str(tmp_path / name), Config(dict(n=name)), {},
                 f't {name}') for name in ('a', 'b', 'c')]
-    progress = io.StringIO()
+    progress = Stream()
     out = launch.run_local(runs, 1, 2, Progress(3, progress))
     lines = progress.getvalue().splitlines()
     assert lines[0].startswith('[1/3] t b: FAILED')  # b did end first

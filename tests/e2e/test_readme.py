@@ -21,9 +21,9 @@ import subprocess
 import time
 
 import pytest
-from test_configs import to_npz
+from ivpt_helpers import to_npz
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 README = osp.join(ROOT, 'README.md')
 VENV = osp.join(ROOT, os.environ.get('VENV') or '.venv')  # `make test` sets it
 SYSTEM_PYTHON = shutil.which('python3', path='/usr/bin:/bin')
@@ -138,6 +138,7 @@ def user_data(clone):
         shutil.copy(d / f'shapes_000000.{ext}', d / f'ADE_val_00000001.{ext}')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(SYSTEM_PYTHON is None, reason='no python3 in /usr/bin')
 @pytest.mark.skipif(not osp.isfile(osp.join(VENV, 'bin', 'python')),
                     reason='no venv in the repository (the tests run in '
