@@ -95,7 +95,8 @@ def small_config(tmp_path, base, dataset_overrides, pretrained):
         small_train = [dict(type='LoadImageFromFile'),
                        dict(type='ResizeEdge', scale=36, edge='short'),
                        dict(type='RandomCrop', crop_size=32),
-                       dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+                       dict(type='RandomFlip', prob=0.5,
+                            direction='horizontal'),
                        dict(type='PackInputs')]
         small_test = [dict(type='LoadImageFromFile'),
                       dict(type='ResizeEdge', scale=36, edge='short'),

@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, prompted
-from ivpt_runs import (ROOT, SEG_CFG, make_vtab, ok, pretrained_tiny, run,
-                       run_tool, small_config)
+from ivpt_runs import (
+    ROOT,
+    SEG_CFG,
+    make_vtab,
+    ok,
+    pretrained_tiny,
+    run,
+    run_tool,
+    small_config,
+)
 from PIL import Image
 
 TOOLS = osp.join(ROOT, 'tools', 'analysis')
@@ -407,8 +415,8 @@ def test_browse_dataset(env, tmp_path):
     assert got.shape == (h, 2 * w + 2, 3)
     assert np.array_equal(got[:, :w], img)
     pal = np.asarray(ds.metainfo['palette'], np.uint8)
-    want = np.where((seg < len(pal))[..., None], pal[seg.clip(0, len(pal) - 1)],
-                    0)
+    want = np.where((seg < len(pal))[..., None],
+                    pal[seg.clip(0, len(pal) - 1)], 0)
     assert np.array_equal(got[:, w + 2:], want)
     res = run_tool('analysis/browse_dataset.py', SEG_CFG, '--output-dir', out,
                    '--num', '0', *opts, cwd=tmp_path)

@@ -6,8 +6,13 @@ the summary. No assertion on a time."""
 import pytest
 import torch
 
-from mmseg_ivpt.analysis.benchmark import (PeakMemory, interleaved_times,
-                                           peak_memory, peak_of_call, summary)
+from mmseg_ivpt.analysis.benchmark import (
+    PeakMemory,
+    interleaved_times,
+    peak_memory,
+    peak_of_call,
+    summary,
+)
 
 MIB = 2**20
 

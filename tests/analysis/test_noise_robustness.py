@@ -9,8 +9,15 @@ import json
 
 import pytest
 import torch
-from ivpt_runs import (ROOT, SEG_CFG, make_vtab, ok, pretrained_tiny,
-                       run_tool, small_config)
+from ivpt_runs import (
+    ROOT,
+    SEG_CFG,
+    make_vtab,
+    ok,
+    pretrained_tiny,
+    run_tool,
+    small_config,
+)
 
 from mmseg_ivpt.analysis.robustness import InputNoise
 

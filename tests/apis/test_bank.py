@@ -533,9 +533,11 @@ def test_adapters_refuse_models_whose_inference_they_do_not_mirror():
     from mmpretrain.models.classifiers import ImageClassifier
     from mmseg.models.segmentors import EncoderDecoder
 
-    from mmseg_ivpt.apis.adapters import (AdapterError,
-                                          ClassificationAdapter,
-                                          SegmentationAdapter)
+    from mmseg_ivpt.apis.adapters import (
+        AdapterError,
+        ClassificationAdapter,
+        SegmentationAdapter,
+    )
 
     def bare(cls):  # the adapters read the class, not the weights
         m = cls.__new__(cls)

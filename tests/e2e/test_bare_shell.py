@@ -11,9 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from ivpt_runs import ROOT
+from ivpt_runs import ROOT, ok
 from ivpt_runs import SEG_CFG as CFG
-from ivpt_runs import ok
 
 PATH = '/usr/bin:/bin'
 VENV = os.environ.get('VENV') or '.venv'  # `make test` exports it

@@ -11,9 +11,8 @@ import textwrap
 
 import pytest
 import torch
-from ivpt_runs import ROOT
+from ivpt_runs import ROOT, ok, run
 from ivpt_runs import SEG_CFG as CFG
-from ivpt_runs import ok, run
 from ivpt_runs import train_seg as train
 
 pytestmark = pytest.mark.slow  # the tools run as a user runs them
@@ -69,10 +68,11 @@ def test_train_then_test_then_inference(env, trained):
             preds[kind + '_logits'] = logits
         show_result_pyplot(model, {img!r}, r, show=False,
                            out_file={str(env['tmp'] / 'vis.png')!r})
-        inferencer = MMSegInferencer(model={CFG!r}, weights={str(prompt_ckpt)!r},
-                                     device='cpu')
+        inferencer = MMSegInferencer(
+            model={CFG!r}, weights={str(prompt_ckpt)!r}, device='cpu')
         out = inferencer({img!r}, return_datasamples=True)
-        same = bool(np.array_equal(out.pred_sem_seg.data.numpy(), preds['prompt']))
+        same = bool(np.array_equal(out.pred_sem_seg.data.numpy(),
+                                   preds['prompt']))
         print(json.dumps(dict(
             classes=list(model.dataset_meta['classes']),
             max_logit_diff=float(np.abs(preds['prompt_logits'] -

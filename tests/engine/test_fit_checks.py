@@ -18,10 +18,16 @@ from mmengine.config import Config
 from torch import nn
 
 from mmseg_ivpt.datasets import DataError
-from mmseg_ivpt.engine.checks import (ConfigError, check_checkpoint_fits,
-                                      check_data_fits, check_model)
-from mmseg_ivpt.engine.config_repair import (arm_annotation_check,
-                                             arm_annotation_checks)
+from mmseg_ivpt.engine.checks import (
+    ConfigError,
+    check_checkpoint_fits,
+    check_data_fits,
+    check_model,
+)
+from mmseg_ivpt.engine.config_repair import (
+    arm_annotation_check,
+    arm_annotation_checks,
+)
 from mmseg_ivpt.models import CheckpointMismatchError
 
 SEG = osp.join(ROOT, 'configs', 'demo', 'setr_ivpt_tiny_shapes.py')
@@ -37,8 +43,9 @@ def test_every_shipped_config_fits_its_data():
     base, test_configs.py checks.)"""
     configs = [c for c in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
                                     recursive=True) if '_base_' not in c and
-               not any(f'/{b}/' in c for b in ('vitl16', 'vith14', 'swinb',
-                                               'dinov2-vitb14', 'clip-vitb16'))]
+               not any(f'/{b}/' in c for b in (
+                   'vitl16', 'vith14', 'swinb', 'dinov2-vitb14',
+                   'clip-vitb16'))]
     # VTAB, FGVC, the ViT-L ADE20K, the demo, DINOv2/CLIP ADE20K, GaPT's
     # ViT-B ADE20K (configs/gapt_ade20k/)
     assert len(configs) == 19 + 5 + 6 + 1 + 6 + 6

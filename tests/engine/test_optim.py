@@ -12,8 +12,10 @@ from ivpt_runs import ROOT
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
-from mmseg_ivpt.engine.optim import (PromptOptimWrapperConstructor,
-                                     method_parameters)
+from mmseg_ivpt.engine.optim import (
+    PromptOptimWrapperConstructor,
+    method_parameters,
+)
 from mmseg_ivpt.models import PromptedViT
 
 ADE = osp.join(ROOT, 'configs', 'setr_ivpt_vitl_ade20k.py')

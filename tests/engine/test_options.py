@@ -9,8 +9,7 @@ import os.path as osp
 import textwrap
 
 import pytest
-from ivpt_runs import (ROOT, make_vtab, pretrained_tiny, run_tool,
-                       small_config)
+from ivpt_runs import ROOT, make_vtab, pretrained_tiny, run_tool, small_config
 from mmengine.config import Config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters

@@ -120,7 +120,8 @@ def test_prompts_untouched_by_loading(tmp_path):
     m.init_cfg = dict(type='Pretrained', checkpoint=path)
     m.init_weights()
     assert torch.equal(m.prompts, before)
-    assert torch.equal(m.blocks[0].attn.qkv.weight, t.blocks[0].attn.qkv.weight)
+    assert torch.equal(m.blocks[0].attn.qkv.weight,
+                       t.blocks[0].attn.qkv.weight)
 
 
 def test_checkpoint_of_another_arch(tmp_path):

@@ -10,14 +10,17 @@ import timm
 import torch
 import torch.nn.functional as F
 from ivpt_runs import ROOT, make_vtab, run_tool
-from timm.models.vision_transformer import (_convert_dinov2,
-                                            _convert_openai_clip)
+from timm.models.vision_transformer import (
+    _convert_dinov2,
+    _convert_openai_clip,
+)
 
 from mmseg_ivpt.models import GatedViT, PromptedViT, ViTEncoder
-from mmseg_ivpt.models.checkpoint import (ArchitectureMismatchError,
-                                          load_pretrained)
+from mmseg_ivpt.models.checkpoint import (
+    ArchitectureMismatchError,
+    load_pretrained,
+)
 from mmseg_ivpt.models.multitask import TaskMux
-
 
 
 def arch(d, depth, heads, ff):

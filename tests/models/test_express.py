@@ -39,7 +39,7 @@ def express_reference(t, img, P, r_ln, r_qkv, r_o):
     """P^0 enters once; each block's output prompts go on to the next."""
     x = timm_tokens(t, img)
     x = torch.cat([x[:, :1], P[0].expand(x.shape[0], -1, -1), x[:, 1:]], 1)
-    for l, blk in enumerate(t.blocks):
+    for l, blk in enumerate(t.blocks):  # noqa: E741 (the papers' l)
         x = express_block(blk, x, r_ln[l], r_qkv[l], r_o[l])
     return t.norm(x)
 

@@ -1,11 +1,11 @@
 """GatedViT (GaPT) against its equations written here on timm's blocks:
-gated prompt slot and per-block attention temperature (GaPT paper Sec. 3, its public code; docs/design.md)."""
+gated prompt slot and per-block attention temperature (GaPT paper Sec. 3,
+its public code; docs/design.md)."""
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_tokens, timm_vit, trainable
 
-from mmseg_ivpt.models import GatedViT
-from mmseg_ivpt.models import load_encoder_weights
+from mmseg_ivpt.models import GatedViT, load_encoder_weights
 
 N, B = 3, 2
 
@@ -36,7 +36,7 @@ def reference(t, img, prompts, gate_logits, taus):
     x = timm_tokens(t, img)
     x = torch.cat([x[:, :1], prompts.expand(x.shape[0], -1, -1), x[:, 1:]], 1)
     L = len(t.blocks)
-    for l, blk in enumerate(t.blocks):
+    for l, blk in enumerate(t.blocks):  # noqa: E741 (the papers' l)
         out = block_with_temperature(blk, x, taus[l])
         if l < L - 1:
             g = torch.sigmoid(gate_logits[l])

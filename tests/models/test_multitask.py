@@ -6,8 +6,12 @@ import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit
 
-from mmseg_ivpt.models import GatedViT, PromptedViT, ViTEncoder
-from mmseg_ivpt.models import load_encoder_weights
+from mmseg_ivpt.models import (
+    GatedViT,
+    PromptedViT,
+    ViTEncoder,
+    load_encoder_weights,
+)
 from mmseg_ivpt.models.multitask import TaskMux, tensor_bytes
 
 # name -> (class, kwargs): every structure, DA, AR (top-k and all), EXPRESS,
@@ -155,8 +159,9 @@ def test_bad_tasks_are_named_errors(models):
     swin = PromptedSwin(arch=dict(embed_dims=16, depths=(2, 2),
                                   num_heads=(2, 4)),
                         img_size=32, patch_size=2, window_size=4)
-    with pytest.raises(TypeError, match='the backbone is PromptedSwin; a '
-                                        'bank serves PromptedViT and GatedViT'):
+    with pytest.raises(TypeError, match=(
+            'the backbone is PromptedSwin; a bank serves PromptedViT and '
+            'GatedViT')):
         mux.add('swin', swin)
     assert 'swin' not in mux.tasks
     with pytest.raises(KeyError, match="unknown task 'nope'.*'deep'"):

@@ -13,7 +13,7 @@ def reference(t, img, structure, P, gamma=None, p_re=None, ar_mode='topk'):
     L, n = len(t.blocks), P.shape[1]
     b = x.shape[0]
     prev_hat = None
-    for l, blk in enumerate(t.blocks):
+    for l, blk in enumerate(t.blocks):  # noqa: E741 (the papers' l)
         if l == 0:
             hat = P[0]
         elif structure == 'shallow':

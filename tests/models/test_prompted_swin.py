@@ -13,11 +13,18 @@ import timm
 import torch
 import torch.nn.functional as F
 from ivpt_runs import ROOT, make_vtab, ok, run_tool
-from timm.models.swin_transformer import (SwinTransformer, window_partition,
-                                          window_reverse)
+from timm.models.swin_transformer import (
+    SwinTransformer,
+    window_partition,
+    window_reverse,
+)
 
-from mmseg_ivpt.models import (CheckpointMismatchError, PromptTuning,
-                               ViTEncoder, load_encoder_weights)
+from mmseg_ivpt.models import (
+    CheckpointMismatchError,
+    PromptTuning,
+    ViTEncoder,
+    load_encoder_weights,
+)
 from mmseg_ivpt.models.prompted_swin import PromptedSwin
 from mmseg_ivpt.models.swin import SwinEncoder
 

@@ -25,7 +25,6 @@ from mmengine.config import Config
 
 from mmseg_ivpt.protocol import load_task_config, lr_grid
 
-
 # GaPT paper, appendix A.2, Table 5, row by row as printed: MAE (BS, # of
 # PTs, LR, gate init) | MoCo v3 (BS, # of PTs, LR, gate init).
 TABLE5 = """

@@ -50,8 +50,8 @@ def test_backbones_and_their_paper_numbers():
     """Other backbones' configs take the methods that fit them; the
     self-supervised ones are refused on a Swin config; the report shows the
     paper's Table 13 / Table 5 numbers per backbone."""
-    from mmseg_ivpt.protocol import backbone_name, report
     from mmseg_ivpt.datasets import VTAB_TASKS
+    from mmseg_ivpt.protocol import backbone_name, report
     swin = osp.join(ROOT, 'configs', 'vtab', 'swinb', 'ivpt_swinb_eurosat.py')
     vitl = osp.join(ROOT, 'configs', 'vtab', 'vitl16',
                     'ivpt_vitl16_eurosat.py')
@@ -148,8 +148,11 @@ def test_benchmark_and_backbone_come_from_the_path(tmp_path):
     config outside the table (here: the same settings, flattened) is the
     named error listing the table, from the API and from the tool, as is a
     method that does not fit, each in one line naming the file."""
-    from mmseg_ivpt.protocol import (UnlistedConfigError, locate_config,
-                                     set_splits)
+    from mmseg_ivpt.protocol import (
+        UnlistedConfigError,
+        locate_config,
+        set_splits,
+    )
     derived = tmp_path / 'mine.py'
     derived.write_text(f'_base_ = [{EUROSAT!r}]\n')
     where = locate_config(str(derived))

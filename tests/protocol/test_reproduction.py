@@ -16,9 +16,16 @@ import torch
 from ivpt_runs import ROOT
 from mmengine.config import Config
 
-from mmseg_ivpt.protocol import (METHODS, VPT_SEEDS, VPT_TOKENS,
-                                 apply_method, load_task_config, lr_grid,
-                                 pick_best, set_splits)
+from mmseg_ivpt.protocol import (
+    METHODS,
+    VPT_SEEDS,
+    VPT_TOKENS,
+    apply_method,
+    load_task_config,
+    lr_grid,
+    pick_best,
+    set_splits,
+)
 from mmseg_ivpt.protocol.recipes import paper_lr
 
 DOC = osp.join(ROOT, 'docs', 'reproduction.md')
@@ -292,7 +299,8 @@ def test_ade20k_table():
         sched = cfg.param_scheduler[0]
         got = {
             'optimizer': f'{opt.type}, lr {opt.lr:g}, momentum '
-                         f'{opt.momentum:g}, weight decay {opt.weight_decay:g}',
+                         f'{opt.momentum:g}, weight decay '
+                         f'{opt.weight_decay:g}',
             'heads lr multiplier': f"{keys['head'].lr_mult:g}",
             'method tensors lr multiplier': f'{method["prompts"]:g}',
             'schedule': f'{sched.type}, power {sched.power:g}, '
@@ -386,8 +394,7 @@ def test_pooled_mae_output_is_the_equation():
     """PromptedViT ``avg_all_tokens``: LN(mean over the L-th block's
     non-cls tokens, prompts included), LN without affine weights (VPT's
     frozen fresh fc_norm); GatedViT: the pretrained final norm (GaPT)."""
-    from ivpt_helpers import IMG, PATCH, TINY, prompted, timm_tokens, \
-        timm_vit
+    from ivpt_helpers import IMG, PATCH, TINY, prompted, timm_tokens, timm_vit
 
     from mmseg_ivpt.models import GatedViT, load_encoder_weights
     t = timm_vit()

@@ -52,9 +52,11 @@ def _runner(work_dir, **kw):
     return Runner(
         model=ToyModel(), work_dir=work_dir, train_dataloader=loader,
         val_dataloader=loader, test_dataloader=loader,
-        val_evaluator=dict(type=ToyMetric), test_evaluator=dict(type=ToyMetric),
+        val_evaluator=dict(type=ToyMetric),
+        test_evaluator=dict(type=ToyMetric),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
-        param_scheduler=dict(type='PolyLR', eta_min=0, power=1., by_epoch=False),
+        param_scheduler=dict(type='PolyLR', eta_min=0, power=1.,
+                             by_epoch=False),
         train_cfg=dict(by_epoch=False, max_iters=6, val_interval=3),
         val_cfg=dict(), test_cfg=dict(),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=3,

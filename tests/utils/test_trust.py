@@ -15,9 +15,8 @@ import textwrap
 
 import pytest
 import torch
-from ivpt_runs import ROOT
+from ivpt_runs import ROOT, make_seg_env, ok, run, run_tool, save_seg_vit
 from ivpt_runs import SEG_CFG as CFG
-from ivpt_runs import make_seg_env, ok, run, run_tool, save_seg_vit
 
 from mmseg_ivpt.utils.integrity import encoder_fingerprint
 
@@ -137,15 +136,17 @@ def session(env, run_dir, tmp_path_factory):
             out = inferencer({img!r}, return_datasamples=True)
             return dict(same_vit=bool(torch.equal(model.backbone.pos_embed,
                                                   want)),
-                        same_pred=bool(torch.equal(pred, out.pred_sem_seg.data)))
+                        same_pred=bool(torch.equal(
+                            pred, out.pred_sem_seg.data)))
         attempt('moved', moved_loads)
         cfg = Config.fromfile({CFG!r})
         cfg.model.backbone.init_cfg.checkpoint = {str(other)!r}
         attempt('other_vit', lambda: MMSegInferencer(
             model=cfg, weights=moved, device='cpu') and 'loaded')
         for name in {sorted(bad)!r}:
-            attempt(name, lambda: init_model({CFG!r}, {str(tmp)!r} + '/' + name,
-                                             device='cpu') and 'loaded')
+            attempt(name, lambda: init_model(
+                {CFG!r}, {str(tmp)!r} + '/' + name,
+                device='cpu') and 'loaded')
         backbone = Config.fromfile({CFG!r}).model.backbone
         for name in ('L_16.npz', 'truncated.npz'):
             backbone.init_cfg.checkpoint = {str(tmp)!r} + '/' + name
@@ -200,7 +201,8 @@ def test_other_vit_with_override_and_tta_show_dir(env, run_dir, session):
     config's --tta and --show-dir work (every test image painted)."""
     show = env['tmp'] / 'show'
     res = ok(_test(env, run_dir / 'iter_4.pth', '--tta', '--show-dir',
-                   str(show), '--cfg-options', f"pretrained={session['other']}",
+                   str(show), '--cfg-options',
+                   f"pretrained={session['other']}",
                    IVPT_ALLOW_OTHER_ENCODER='1'))
     log = res.stdout + res.stderr
     assert 'loading anyway' in log and str(session['other']) in log
@@ -237,8 +239,10 @@ def test_cli_traps_are_handled():
     num_workers=0 turns persistent_workers off."""
     from mmengine.config import Config
 
-    from mmseg_ivpt.engine.config import (expand_arch_presets,
-                                          repoint_pretrained)
+    from mmseg_ivpt.engine.config import (
+        expand_arch_presets,
+        repoint_pretrained,
+    )
     from mmseg_ivpt.engine.config_repair import fix_persistent_workers
     cfg = Config.fromfile(CFG)
     before = cfg.pretrained
@@ -320,7 +324,8 @@ def test_bias_tuned_prompt_only_state_dict_loads(tmp_path):
         pretrained=path, encoder_fingerprint=src.pretrained_fingerprint)})
     dst = model()
     dst.load_state_dict(sd)
-    assert torch.equal(dst.blocks[0].attn.qkv.bias, src.blocks[0].attn.qkv.bias)
+    assert torch.equal(dst.blocks[0].attn.qkv.bias,
+                       src.blocks[0].attn.qkv.bias)
     assert torch.equal(dst.blocks[0].attn.qkv.weight,
                        t.blocks[0].attn.qkv.weight)
 
