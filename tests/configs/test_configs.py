@@ -128,6 +128,7 @@ def _classification_counts(bench):
     return out
 
 
+@pytest.mark.slow
 def test_vtab_mean_trainable_parameters():
     counts = _classification_counts('vtab')
     assert len(counts) == 19

@@ -257,6 +257,7 @@ def test_swin_is_a_sibling_of_the_vit_not_a_kind_of_it():
         assert not hasattr(m, vit_only), vit_only
 
 
+@pytest.mark.slow
 def test_swin_module_loads_no_vit():
     """``models/swin.py`` and what it imports run without the ViT: in a
     fresh interpreter whose packages are stubbed (so that no package

@@ -112,6 +112,7 @@ def test_table5_covers_every_task():
         ('fgvc', t) for t in FGVC_DATASETS}
 
 
+@pytest.mark.slow
 def test_protocol_builds_table5_for_every_task():
     """The config the protocol trains for gapt_mae / gapt_mocov3 on each
     task: Table 5's N, gate init, batch and lr (the config's one point),
