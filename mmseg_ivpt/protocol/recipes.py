@@ -6,8 +6,8 @@ gate init and the lr of ``final --paper-lr``, EXPRESS's N), the variants of
 the per-task iVPT configs (``METHODS``), and turning a task config into a
 method's (:func:`apply_method`, :func:`load_task_config`), its (lr, wd)
 grid and splits. docs/reproduction.md lists every setting
-beside its source; tests/test_reproduction.py checks that table against
-what this module and the shipped configs produce.
+beside its source; tests/protocol/test_reproduction.py checks that table
+against what this module and the shipped configs produce.
 
 A *method* is a variant of the per-task iVPT configs: backbone overrides and
 a *recipe* (optimizer, lr grid, wd grid, batch, warm-up). Applying a method

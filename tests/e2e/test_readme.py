@@ -94,7 +94,7 @@ def shrunk(line):
             return line + ''.join(f' {shlex.quote(x)}' for x in extra), [
                 m.expand(f) for f in makes]
     pytest.fail(f'the README quick start runs {line!r}, which '
-                'tests/test_readme.py does not know how to shrink: add it '
+                'tests/e2e/test_readme.py does not know how to shrink: add it '
                 'to SHRINK')
 
 

@@ -1,7 +1,8 @@
 """The errors every launcher gives before it starts or submits anything,
 and the Slurm launcher's dry run. The local pool (`--workers 2` against
-the sequential sweep): tests/test_protocol.py (test_sweep_final_report);
-the Slurm launcher on a real cluster: tests/test_slurm_protocol.py."""
+the sequential sweep): tests/protocol/test_protocol.py
+(test_sweep_final_report); the Slurm launcher on a real cluster:
+tests/protocol/test_slurm_protocol.py."""
 import json
 import os
 import os.path as osp

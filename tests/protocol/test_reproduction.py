@@ -258,9 +258,9 @@ def render_gapt_row(cfgs):
 
 def test_gapt_per_task_table():
     """The "GaPT per task" table is what the protocol builds for each task
-    (tests/test_gapt_recipes.py checks the same against the paper's Table
-    5) and what the ADE20K GaPT configs hold; `final --paper-lr` trains at
-    the lr column."""
+    (tests/protocol/test_gapt_recipes.py checks the same against the
+    paper's Table 5) and what the ADE20K GaPT configs hold;
+    `final --paper-lr` trains at the lr column."""
     rows = {r['task']: r for r in doc_table('GaPT per task')}
     for bench in ('vtab', 'fgvc'):
         for task, path in _task_paths(bench):
@@ -291,7 +291,7 @@ def test_ade20k_table():
         opt = cfg.optim_wrapper.optimizer
         keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
         # every method tensor has the multiplier: the constructor asks the
-        # model for them (tests/test_optim.py); no config names them
+        # model for them (tests/engine/test_optim.py); no config names them
         assert cfg.optim_wrapper.constructor == \
             'PromptOptimWrapperConstructor'
         assert not [k for k in keys if k.startswith('backbone')], keys
