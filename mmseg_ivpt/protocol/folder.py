@@ -161,8 +161,8 @@ def write_json(path: str, obj: dict):
     write_text(path, json.dumps(obj, indent=1))
 
 
-def finished_result(work_dir: str, digest: str) -> Optional[float]:
-    """The top-1 of a finished run of this exact config, else None. A run
+def finished_run(work_dir: str, digest: str) -> Optional[RunResult]:
+    """The result of a finished run of this exact config, else None. A run
     of another config in ``work_dir`` is an error (never overwritten)."""
     res = read_result(work_dir)
     if res is None or res.config_digest is None:
@@ -173,7 +173,13 @@ def finished_result(work_dir: str, digest: str) -> Optional[float]:
             f'{work_dir} holds a finished run of another config (digest '
             f'{got}, this one {digest}); remove it or pass another '
             '--work-root')
-    return res.top1
+    return res
+
+
+def finished_result(work_dir: str, digest: str) -> Optional[float]:
+    """The top-1 of :func:`finished_run`, else None."""
+    res = finished_run(work_dir, digest)
+    return None if res is None else res.top1
 
 
 def check_folder(work_dir: str, digest: str) -> Optional[float]:
@@ -298,13 +304,12 @@ def run_state(work_dir: str, digest: str,
     ``{job_task: state}`` (:func:`.launch.slurm_queue`), {} without
     Slurm."""
     try:
-        done = finished_result(work_dir, digest)
+        done = finished_run(work_dir, digest)
     except RunConflictError as e:
         return 'failed', str(e)
     if done is not None:
-        secs = read_result(work_dir).seconds
-        return 'done', f'top-1 {done:.2f}' + (
-            f' in {secs:.0f}s' if secs is not None else '')
+        return 'done', f'top-1 {done.top1:.2f}' + (
+            f' in {done.seconds:.0f}s' if done.seconds is not None else '')
     running = read_json(osp.join(work_dir, RUNNING))
     submitted = read_json(osp.join(work_dir, SUBMITTED)) or {}
     jobs = [j for j in ((running or {}).get('slurm_job'),
