@@ -21,9 +21,11 @@ batch, as VPT's ``DATA.BATCH_SIZE``: the lr is scaled by it
 """
 import copy
 import functools
+import inspect
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from ..engine.checks import backbone_class
 from ..engine.config import apply_cfg_options
 from .errors import MethodError
 from .tasks import locate, task_of
@@ -309,6 +311,14 @@ def _method(method: str) -> dict:
     return METHODS[method]
 
 
+def _takes(cls: Optional[type], arg: str) -> bool:
+    """Whether backbone class ``cls`` names the argument ``arg`` (an
+    unknown class: assumed to)."""
+    if cls is None:
+        return True
+    return arg in inspect.signature(cls.__init__).parameters
+
+
 def apply_method(cfg, method: str):
     """Turn an iVPT task config into ``method``'s (in place): backbone,
     per-task prompt count, pretrained file and pooling, and the recipe's
@@ -329,10 +339,13 @@ def apply_method(cfg, method: str):
                 'configs/{vtab,fgvc}/ivpt_vitb16_*.py config',
                 config=cfg.filename)
     over = dict(m['backbone'])
-    if bb.get('type') == 'PromptedSwin' and over.get('ar_tokens') == 0:
-        # AR off is a Swin's only state (no cls token): it has no AR
-        # arguments to turn off (docs/swin.md); a method that needs AR
-        # (ar_mode=...) still fails there with the backbone's named error
+    kind = dict(backbone=dict(type=over.get('type', bb.get('type'))))
+    if over.get('ar_tokens') == 0 and not _takes(
+            backbone_class(kind, cfg.get('default_scope')), 'ar_tokens'):
+        # AR off is the only state of a backbone with no AR arguments
+        # (PromptedSwin: no cls token, docs/swin.md): nothing to turn off;
+        # a method that needs AR (ar_mode=...) still fails there with the
+        # backbone's named error
         del over['ar_tokens']
     row = task_settings(method, cfg)
     if row is not None and m['per_task'] != 'ivpt':  # iVPT's: in the config
