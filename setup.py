@@ -25,5 +25,6 @@ setup(
     python_requires='>=3.9',
     install_requires=requirements('runtime.txt'),
     extras_require=dict(mm=requirements('mminstall.txt'),
-                        tests=requirements('tests.txt')),
+                        tests=requirements('tests.txt'),
+                        serve=requirements('serve.txt')),
 )

@@ -6,8 +6,9 @@
 #   3. mmcv 2.1.0 with compiled ops  (skipped if mmcv._ext imports; else
 #                                     built from source, ~10 min on 2 cores;
 #                                     pip's cache keeps the wheel)
-#   4. timm, mmengine, mmseg, mmpretrain, pytest, tensorflow-datasets
-#      (without tensorflow) and mmseg_ivpt (editable)
+#   4. timm, mmengine, mmseg, mmpretrain, mmdet, pytest,
+#      tensorflow-datasets (without tensorflow), ray[serve] and mmseg_ivpt
+#      (editable)
 #                                    (skipped while requirements/ is unchanged)
 #   5. setuptools within the range of requirements/runtime.txt and
 #      pkg_resources importable     (checked on every run; repaired if not)
@@ -50,12 +51,13 @@ fi
 stamp="$VENV/.mmseg_ivpt-requirements"
 want=$(cat requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-   && "$PY" -c 'import mmseg_ivpt, mmseg, mmpretrain, timm, pytest, tensorflow_datasets' 2>/dev/null; then
+   && "$PY" -c 'import mmseg_ivpt, mmseg, mmpretrain, mmdet, timm, pytest, tensorflow_datasets, ray.serve' 2>/dev/null; then
   step "python requirements unchanged: skipped"
 else
-  step "installing requirements/{runtime,mminstall,tests,data}.txt and mmseg_ivpt"
+  step "installing requirements/{runtime,mminstall,tests,data,serve}.txt and mmseg_ivpt"
   pip_install -r requirements/runtime.txt -r requirements/mminstall.txt \
-    -r requirements/tests.txt -r requirements/data.txt
+    -r requirements/tests.txt -r requirements/data.txt \
+    -r requirements/serve.txt
   pip_install --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
