@@ -177,10 +177,25 @@ def _point_at(cfg, generated, path):
     return cfg
 
 
+# the data settings already built and loaded in this session -> the config
+# that did it (many leaves share a task base and a backbone's pipeline)
+_CHECKED_DATA = {}
+
+
 @pytest.mark.parametrize('path', CONFIG_PARAMS)
 def test_config_data_pipeline(path, generated_data):
+    """The config's train and test sets build and give a sample of the
+    right size. A config whose data settings (the three data sets, the
+    scope, the crop) equal those of a config already checked here is that
+    check: its data sets are the same objects' settings."""
     from mmengine.registry import DATASETS, init_default_scope
     cfg = _point_at(Config.fromfile(path), generated_data, path)
+    key = repr([cfg.default_scope, cfg.get('crop_size')] + [
+        cfg[f'{s}_dataloader'].dataset.to_dict()
+        for s in ('train', 'val', 'test')])
+    if key in _CHECKED_DATA:
+        assert _CHECKED_DATA[key] != path
+        return
     init_default_scope(cfg.default_scope)
     for key in ('train_dataloader', 'test_dataloader'):
         ds = DATASETS.build(cfg[key].dataset)
@@ -193,6 +208,7 @@ def test_config_data_pipeline(path, generated_data):
                                                   cfg.crop_size))
         else:  # classification: 224x224 crops
             assert tuple(inputs.shape[-2:]) == (224, 224)
+    _CHECKED_DATA[key] = path
 
 
 # ------------------------------------------------------- config layout
