@@ -229,7 +229,7 @@ class PromptBank:
     def task_info(self, name: str) -> TaskInfo:
         """What a prediction's JSON needs of task ``name``
         (:func:`~.prediction.prediction_json`): name, kind, class names,
-        the offset of its mask files."""
+        the offset of its mask files, the input size of its ViT."""
         table = self._tasks
         if name not in table:
             raise BankError(f'unknown task {name!r}; the bank has '
@@ -309,7 +309,8 @@ class PromptBank:
         offset = int(_reduce_zero_label(cfg, model.dataset_meta)) \
             if scope == 'mmseg' else None
         info = TaskInfo(name, KINDS[scope],
-                        (model.dataset_meta or {}).get('classes'), offset)
+                        (model.dataset_meta or {}).get('classes'), offset,
+                        tuple(int(v) for v in model.backbone.img_size))
         return _Task(info, model, pipeline, adapter)
 
     def _load_checkpoint(self, name: str, model: nn.Module, path: str,
