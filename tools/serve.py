@@ -2,7 +2,8 @@
 
     python tools/serve.py BANK.yaml [--host 127.0.0.1] [--port 8000] \
         [--replicas 1] [--max-batch-size 16] [--batch-wait-ms 10] \
-        [--device cpu|cuda] [--address RAY_ADDRESS] [--task-root DIR]
+        [--device cpu|cuda] [--address RAY_ADDRESS] [--task-root DIR] \
+        [--demo]
 
 BANK.yaml is the file of tools/multitask_infer.py (docs/bank.md). Without
 --address a local Ray starts in this process (no other service to run);
@@ -12,6 +13,8 @@ batch of up to --max-batch-size images. POST /v1/tasks and DELETE
 /v1/tasks/NAME need ``Authorization: Bearer $IVPT_SERVE_TOKEN`` (the
 variable --token-env names) and are off without it; added tasks' files
 must be under --task-root. Prints the URL; Ctrl-C or SIGTERM stops it.
+--demo first writes a bank of tiny random tasks at BANK.yaml if there is
+none (mmseg_ivpt/serving/demo.py).
 """
 import argparse
 import os
@@ -29,6 +32,9 @@ ensure('torch', 'mmengine', 'ray', 'fastapi')
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('bank', help='the bank YAML file (docs/bank.md)')
+    p.add_argument('--demo', action='store_true',
+                   help='if BANK does not exist, first write there a bank '
+                   'of three tiny random tasks (to try the service)')
     p.add_argument('--host', default='127.0.0.1',
                    help='address to listen on (0.0.0.0: every interface; '
                    'see docs/serving.md, "Security")')
@@ -58,8 +64,8 @@ def parse_args(argv=None):
     p.add_argument('--task-root', help='folder the files of tasks added '
                    'over HTTP must be under (unset: adding is off)')
     args = p.parse_args(argv)
-    if not osp.isfile(args.bank):
-        p.error(f'bank {args.bank}: no such file')
+    if not osp.isfile(args.bank) and not args.demo:
+        p.error(f'bank {args.bank}: no such file (--demo writes one)')
     checks = [('--port', args.port, 1 <= args.port <= 65535, '1..65535'),
               ('--replicas', args.replicas, args.replicas >= 1, '>= 1'),
               ('--max-batch-size', args.max_batch_size,
@@ -81,22 +87,42 @@ def parse_args(argv=None):
     return args
 
 
-def check_bank(path: str) -> None:
-    """The bank file's named errors before Ray starts (the replicas build
-    the bank themselves)."""
+def bank_error(path: str):
+    """The bank file's named error (None if the bank builds): the replicas
+    build it themselves, this process only to report it in one line."""
     from mmseg_ivpt.apis.bank import PromptBank
     from mmseg_ivpt.models import CheckpointMismatchError
     try:
         PromptBank.from_yaml(path, device='cpu')
     except (ValueError, TypeError, FileNotFoundError, OSError,
             CheckpointMismatchError) as e:
-        sys.exit(f'error: {path}: {e}')
+        return f'{path}: {e}'
+    return None
 
 
 def main(argv=None):
     args = parse_args(argv)
-    check_bank(args.bank)
-    from mmseg_ivpt.serving.app import ServeConfig, start, stop, token_digest
+    if args.demo and not osp.isfile(args.bank):
+        from mmseg_ivpt.serving.demo import write_demo_bank
+        write_demo_bank(args.bank)
+        print(f'wrote a bank of random tasks: {args.bank}', flush=True)
+    from mmseg_ivpt.apis.bank import read_bank_yaml
+    try:  # its structure, before anything starts
+        read_bank_yaml(args.bank)
+    except (ValueError, TypeError, OSError) as e:
+        sys.exit(f'error: {args.bank}: {e}')
+    # the bank is built here to name its errors while Ray starts
+    checked = {}
+    check = threading.Thread(target=lambda: checked.update(
+        error=bank_error(args.bank)), daemon=True)
+    check.start()
+    from mmseg_ivpt.serving.app import (
+        ServeConfig,
+        deploy,
+        start_ray,
+        stop,
+        token_digest,
+    )
     from mmseg_ivpt.serving.inputs import Limits
     config = ServeConfig(
         bank=osp.abspath(args.bank), device=args.device, mode=args.mode,
@@ -113,8 +139,13 @@ def main(argv=None):
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     try:
-        url = start(config, args.host, args.port, args.replicas,
-                    args.address, args.num_cpus, args.replica_cpus)
+        start_ray(args.host, args.port, args.address, args.num_cpus or max(
+            2, int(args.replicas * args.replica_cpus) + 1))
+        check.join()
+        if checked.get('error', 'failed'):  # failed: a traceback above
+            sys.exit(f'error: {checked.get("error", args.bank)}')
+        deploy(config, args.replicas, args.replica_cpus)
+        url = f'http://{args.host}:{args.port}'
         for sig in (signal.SIGINT, signal.SIGTERM):  # Ray may set its own
             signal.signal(sig, on_signal)
         print(f'serving {args.bank} at {url} (tasks: GET {url}/v1/tasks; '

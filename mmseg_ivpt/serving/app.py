@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 from starlette.exceptions import HTTPException
 
-from ..apis.bank import BankError, PromptBank
+from ..apis.bank import BankError, PromptBank, read_bank_yaml
 from ..apis.prediction import label_mask, mask_png, prediction_json
 from ..models import CheckpointMismatchError
 from .inputs import (
@@ -394,34 +394,47 @@ class BankServer:
         self.version = version
 
 
-def start(config: ServeConfig, host: str = '127.0.0.1', port: int = 8000,
-          replicas: int = 1, address: Optional[str] = None,
-          num_cpus: Optional[int] = None, replica_cpus: float = 1.0) -> str:
+def start_ray(host: str = '127.0.0.1', port: int = 8000,
+              address: Optional[str] = None, num_cpus: Optional[int] = None
+              ) -> None:
     """Start Ray (a local one without ``address``; else join that
-    cluster), Serve's HTTP proxy on ``host:port`` and the application;
-    returns its URL. :func:`stop` ends it."""
-    import yaml
-    with open(config.bank) as f:
-        names = [t['name'] for t in yaml.safe_load(f)['tasks']]
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
+    cluster) and Serve's HTTP proxy on ``host:port``."""
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:  # the workers inherit the environment: this checkout's package
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
         os.environ['PYTHONPATH'] = os.pathsep.join(
             [root] + [p for p in [os.environ.get('PYTHONPATH')] if p])
-        ray.init(num_cpus=num_cpus or max(2, int(replicas * replica_cpus)
-                                          + 1),
-                 include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(num_cpus=num_cpus, include_dashboard=False,
+                 logging_level=logging.WARNING)
     serve.start(http_options=dict(host=host, port=port))
+
+
+def deploy(config: ServeConfig, replicas: int = 1,
+           replica_cpus: float = 1.0) -> None:
+    """Run the application (``replicas`` copies of the bank) on the Ray
+    that :func:`start_ray` started; returns when every replica answers."""
+    names = [t['name'] for t in read_bank_yaml(config.bank)['tasks']]
     table = TaskTable.remote(names)
     gpu = 1 if str(config.device or '').startswith('cuda') else 0
     app = BankServer.options(
         num_replicas=replicas,
         max_ongoing_requests=max(64, 4 * config.max_batch_size),
+        graceful_shutdown_timeout_s=5, graceful_shutdown_wait_loop_s=0.5,
         ray_actor_options=dict(num_cpus=replica_cpus, num_gpus=gpu),
     ).bind(config, table)
     serve.run(app, name=APP_NAME, route_prefix='/')
+
+
+def start(config: ServeConfig, host: str = '127.0.0.1', port: int = 8000,
+          replicas: int = 1, address: Optional[str] = None,
+          num_cpus: Optional[int] = None, replica_cpus: float = 1.0) -> str:
+    """:func:`start_ray` and :func:`deploy`; returns the URL. :func:`stop`
+    ends it."""
+    start_ray(host, port, address, num_cpus or max(
+        2, int(replicas * replica_cpus) + 1))
+    deploy(config, replicas, replica_cpus)
     return f'http://{host}:{port}'
 
 

@@ -45,10 +45,11 @@ TASKS = (
 )
 
 
-def write_demo_bank(folder: str, seed: int = 0) -> str:
-    """Write the encoder, the three tasks' configs and checkpoints and
-    ``bank.yaml`` (paths relative to it) into ``folder``; returns the
-    bank file's path. The same ``seed`` writes the same tensors."""
+def write_demo_bank(path: str, seed: int = 0) -> str:
+    """Write the bank file ``path`` and, in its folder, the encoder and
+    the three tasks' configs and checkpoints (the bank file last, each
+    file whole or not at all); returns ``path``. The same ``seed`` writes
+    the same tensors."""
     import torch
     import yaml
     from mmengine.registry import DefaultScope
@@ -57,11 +58,13 @@ def write_demo_bank(folder: str, seed: int = 0) -> str:
     from ..apis.inference import scope_of
     from ..engine.config import read_config
     from ..models import ViTEncoder
+    folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     torch.manual_seed(seed)
     vit = osp.join(folder, 'vit.pth')
     torch.save(ViTEncoder(arch=TINY_ARCH, img_size=64,
-                          patch_size=8).state_dict(), vit)
+                          patch_size=8).state_dict(), vit + '.tmp')
+    os.replace(vit + '.tmp', vit)
     entries = []
     for name, base, backbone in TASKS:
         text = (_SEG if backbone is None else _CLS).format(
@@ -86,8 +89,8 @@ def write_demo_bank(folder: str, seed: int = 0) -> str:
         os.replace(ckpt + '.tmp', ckpt)
         entries.append(dict(name=name, config=f'{name}.py',
                             checkpoint=f'{name}.pth'))
-    path = osp.join(folder, 'bank.yaml')
-    with open(path, 'w') as f:
+    with open(path + '.tmp', 'w') as f:
         yaml.safe_dump(dict(encoder='vit.pth', tasks=entries), f,
                        sort_keys=False)
+    os.replace(path + '.tmp', path)
     return path
