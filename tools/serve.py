@@ -110,7 +110,8 @@ def main(argv=None):
     try:  # its structure, before anything starts
         read_bank_yaml(args.bank)
     except (ValueError, TypeError, OSError) as e:
-        sys.exit(f'error: {args.bank}: {e}')
+        sys.exit(f'error: {e}' if args.bank in str(e) else
+                 f'error: {args.bank}: {e}')
     # the bank is built here to name its errors while Ray starts
     checked = {}
     check = threading.Thread(target=lambda: checked.update(
