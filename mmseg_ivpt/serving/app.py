@@ -412,9 +412,11 @@ def start_ray(host: str = '127.0.0.1', port: int = 8000,
 
 
 def deploy(config: ServeConfig, replicas: int = 1,
-           replica_cpus: float = 1.0) -> None:
+           replica_cpus: float = 1.0, name: str = APP_NAME,
+           route_prefix: str = '/') -> None:
     """Run the application (``replicas`` copies of the bank) on the Ray
-    that :func:`start_ray` started; returns when every replica answers."""
+    that :func:`start_ray` started, as Serve application ``name`` under
+    ``route_prefix``; returns when every replica answers."""
     names = [t['name'] for t in read_bank_yaml(config.bank)['tasks']]
     table = TaskTable.remote(names)
     gpu = 1 if str(config.device or '').startswith('cuda') else 0
@@ -424,7 +426,7 @@ def deploy(config: ServeConfig, replicas: int = 1,
         graceful_shutdown_timeout_s=5, graceful_shutdown_wait_loop_s=0.5,
         ray_actor_options=dict(num_cpus=replica_cpus, num_gpus=gpu),
     ).bind(config, table)
-    serve.run(app, name=APP_NAME, route_prefix='/')
+    serve.run(app, name=name, route_prefix=route_prefix)
 
 
 def start(config: ServeConfig, host: str = '127.0.0.1', port: int = 8000,
