@@ -122,6 +122,51 @@ def _error(e: RequestError) -> JSONResponse:
     return JSONResponse({'error': e.message}, e.status, headers=headers)
 
 
+def run_batch(bank: PromptBank, items) -> list:
+    """(status, JSON / PNG / message) of each item (task, image, format)
+    of a batch: one call of the bank for all of them; if it fails, each
+    alone, so that only the items that fail get errors."""
+    if len(items) > 1:
+        try:
+            preds = bank.predict([i[1] for i in items],
+                                 [i[0] for i in items])
+        except Exception as e:  # noqa: BLE001 -- each alone below
+            logger.warning('a batch of %d failed (%s); each request alone',
+                           len(items), e)
+            return [run_batch(bank, [i])[0] for i in items]
+        return [answer(bank, i, p) for i, p in zip(items, preds)]
+    name = items[0][0]
+    try:
+        pred = bank.predict([items[0][1]], [name])[0]
+    except BankError as e:
+        if name not in bank.names:
+            return [(404, f'task {name!r} was removed while the request '
+                     f'waited')]
+        return [(422, f'task {name!r}: {e}')]
+    except Exception as e:  # noqa: BLE001 -- the request's own error
+        logger.exception('prediction of task %r failed', name)
+        return [(500, f'task {name!r}: prediction failed: '
+                 f'{type(e).__name__}: {e}')]
+    return [answer(bank, items[0], pred)]
+
+
+def answer(bank: PromptBank, item, pred):
+    """(200, the prediction's JSON, or the mask's PNG for format png), or
+    404 if the task left the bank meanwhile."""
+    name, _, fmt = item
+    try:
+        info = bank.task_info(name)
+    except BankError:
+        return 404, f'task {name!r} was removed while the request waited'
+    if info.kind != 'segmentation':
+        return 200, prediction_json(info, pred)
+    png = mask_png(label_mask(info, pred))
+    if fmt == 'png':
+        return 200, png
+    return 200, prediction_json(info, pred,
+                                mask=base64.b64encode(png).decode())
+
+
 @serve.deployment
 @serve.ingress(api)
 class BankServer:
@@ -190,48 +235,7 @@ class BankServer:
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
     async def _batch(self, items):
         self.metrics.batch(len(items))
-        return await asyncio.to_thread(self._run_batch, items)
-
-    def _run_batch(self, items) -> list:
-        """(status, JSON / PNG / message) of each item (task, image,
-        format): one call of the bank for all of them; if it fails, each
-        alone."""
-        if len(items) > 1:
-            try:
-                preds = self.bank.predict([i[1] for i in items],
-                                          [i[0] for i in items])
-            except Exception as e:  # noqa: BLE001 -- each alone below
-                logger.warning('a batch of %d failed (%s); each request '
-                               'alone', len(items), e)
-                return [self._run_batch([i])[0] for i in items]
-            return [self._answer(i, p) for i, p in zip(items, preds)]
-        name = items[0][0]
-        try:
-            pred = self.bank.predict([items[0][1]], [name])[0]
-        except BankError as e:
-            if name not in self.bank.names:
-                return [(404, f'task {name!r} was removed while the '
-                        f'request waited')]
-            return [(422, f'task {name!r}: {e}')]
-        except Exception as e:  # noqa: BLE001 -- the request's own error
-            logger.exception('prediction of task %r failed', name)
-            return [(500, f'task {name!r}: prediction failed: '
-                     f'{type(e).__name__}: {e}')]
-        return [self._answer(items[0], pred)]
-
-    def _answer(self, item, pred):
-        name, _, fmt = item
-        try:
-            info = self.bank.task_info(name)
-        except BankError:
-            return 404, f'task {name!r} was removed while the request waited'
-        if info.kind != 'segmentation':
-            return 200, prediction_json(info, pred)
-        png = mask_png(label_mask(info, pred))
-        if fmt == 'png':
-            return 200, png
-        return 200, prediction_json(info, pred,
-                                    mask=base64.b64encode(png).decode())
+        return await asyncio.to_thread(run_batch, self.bank, items)
 
     # ------------------------------------------------------ the service
     @api.get('/healthz')
