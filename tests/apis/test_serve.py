@@ -414,3 +414,30 @@ def test_bad_arguments_are_one_line_errors_before_ray(tmp_path, capsys):
     assert 'ray' not in capsys.readouterr().err.lower()
     if 'ray' in sys.modules:
         assert not sys.modules['ray'].is_initialized()
+
+
+def test_a_failing_batch_is_answered_item_by_item(service, tmp_path):
+    """What a replica runs for a batch (in this process, on the bank built
+    here): a batch that PromptBank.predict refuses (a task removed while
+    its request waited; an image it cannot read) is run again item by
+    item; only those items get their errors (404, 500), the others their
+    own predictions."""
+    from mmcv import imread
+
+    from mmseg_ivpt.apis.bank import BankError
+    from mmseg_ivpt.serving.app import run_batch
+    bank, imgs = service['bank'], service['imgs']
+    items = [('cub', imread(imgs['cub'][0]), 'json'),
+             ('gone', imread(imgs['cub'][1]), 'json'),  # removed meanwhile
+             ('shapes', imread(imgs['shapes'][1]), 'png'),
+             ('eurosat', str(tmp_path / 'none.png'), 'json')]
+    with pytest.raises(BankError, match="unknown task 'gone'"):
+        bank.predict([i[1] for i in items], [i[0] for i in items])
+    got = run_batch(bank, items)
+    assert [g[0] for g in got] == [200, 404, 200, 500], got
+    assert got[1][1] == "task 'gone' was removed while the request waited"
+    assert got[3][1].startswith("task 'eurosat': prediction failed: ")
+    check_answer(bank, 'cub', imgs['cub'][0], 200, 'application/json',
+                 json.dumps(got[0][1]).encode())
+    check_answer(bank, 'shapes', imgs['shapes'][1], 200, 'image/png',
+                 got[2][1], fmt='png')
