@@ -229,7 +229,7 @@ class PromptBank:
     def task_info(self, name: str) -> TaskInfo:
         """What a prediction's JSON needs of task ``name``
         (:func:`~.prediction.prediction_json`): name, kind, class names,
-        the offset of its mask files."""
+        the offset of its mask files, the input size of its ViT."""
         table = self._tasks
         if name not in table:
             raise BankError(f'unknown task {name!r}; the bank has '
@@ -243,27 +243,9 @@ class PromptBank:
         ``cfg_options``), optional ``device`` and ``mode``. Relative paths
         are relative to the YAML file's folder. ``overrides`` (device,
         mode) win over the file."""
-        import yaml
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-        _check_keys(path, doc, BANK_KEYS, OPTIONAL_BANK_KEYS)
-        if not isinstance(doc['tasks'], list):
-            raise BankError(f'{path}: tasks must be a list of tasks')
-        here = os.path.dirname(os.path.abspath(path))
-
-        def rel(p):
-            return p if '://' in str(p) else os.path.join(
-                here, os.path.expanduser(str(p)))
-
-        tasks = []
-        for i, spec in enumerate(doc['tasks']):
-            spec = dict(_check_spec(spec, i))
-            spec['config'], spec['checkpoint'] = rel(spec['config']), rel(
-                spec['checkpoint'])
-            tasks.append(spec)
-        kw = {k: doc[k] for k in OPTIONAL_BANK_KEYS if k in doc}
+        kw = read_bank_yaml(path)
         kw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(rel(doc['encoder']), tasks, **kw)
+        return cls(**kw)
 
     # -------------------------------------------------------------- build
     def _build(self, spec: dict) -> _Task:
@@ -309,7 +291,8 @@ class PromptBank:
         offset = int(_reduce_zero_label(cfg, model.dataset_meta)) \
             if scope == 'mmseg' else None
         info = TaskInfo(name, KINDS[scope],
-                        (model.dataset_meta or {}).get('classes'), offset)
+                        (model.dataset_meta or {}).get('classes'), offset,
+                        tuple(int(v) for v in model.backbone.img_size))
         return _Task(info, model, pipeline, adapter)
 
     def _load_checkpoint(self, name: str, model: nn.Module, path: str,
@@ -476,6 +459,33 @@ class PromptBank:
                     bank=tensor_bytes(everything), separate=separate)
 
 
+def read_bank_yaml(path: str) -> dict:
+    """The keyword arguments of :class:`PromptBank` that a bank YAML file
+    gives (:meth:`PromptBank.from_yaml`), its structure checked (named
+    :class:`BankError`), relative paths made relative to its folder; no
+    file it names is read."""
+    import yaml
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    _check_keys(path, doc, BANK_KEYS, OPTIONAL_BANK_KEYS)
+    if not isinstance(doc['tasks'], list):
+        raise BankError(f'{path}: tasks must be a list of tasks')
+    here = os.path.dirname(os.path.abspath(path))
+
+    def rel(p):
+        return p if '://' in str(p) else os.path.join(
+            here, os.path.expanduser(str(p)))
+
+    tasks = []
+    for i, spec in enumerate(doc['tasks']):
+        spec = dict(_check_spec(spec, i))
+        spec['config'], spec['checkpoint'] = rel(spec['config']), rel(
+            spec['checkpoint'])
+        tasks.append(spec)
+    kw = {k: doc[k] for k in OPTIONAL_BANK_KEYS if k in doc}
+    return dict(encoder=rel(doc['encoder']), tasks=tasks, **kw)
+
+
 def _prepare(task: _Task, image: ImageInput):
     """(inputs (1, C, H, W), data sample) of one image for ``task``, as the
     toolbox's own inference prepares it."""
@@ -529,4 +539,4 @@ def _test_pipeline(cfg, registry):
                     for t in steps if not str(t['type']).startswith('Load')])
 
 
-__all__ = ['BankError', 'PromptBank']
+__all__ = ['BankError', 'PromptBank', 'read_bank_yaml']

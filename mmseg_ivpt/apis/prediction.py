@@ -2,7 +2,7 @@
 writes into ``predictions.json`` (docs/bank.md), one function for every
 program that reports a prediction."""
 import io
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,6 +19,10 @@ class TaskInfo(NamedTuple):
     #: task's data set has ``reduce_zero_label``, else 0); classification:
     #: None.
     mask_offset: Optional[int]
+    #: (height, width) of the images the task's ViT is built for (its
+    #: ``img_size``: what the test pipeline resizes or crops to, or the
+    #: sliding window's crop); None: unknown.
+    input_size: Optional[Tuple[int, int]] = None
 
 
 def label_mask(info: TaskInfo, pred) -> np.ndarray:
