@@ -22,6 +22,7 @@ import uuid
 
 import numpy as np
 import pytest
+import urllib3
 from ivpt_runs import ROOT
 from PIL import Image
 
@@ -46,22 +47,9 @@ def http(url, body=None, headers=None, method=None):
 
 def multipart(fields):
     """A multipart/form-data body of ``fields`` (name -> str or (file
-    name, bytes)) and its content type."""
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields.items():
-        out.write(f'--{boundary}\r\n'.encode())
-        if isinstance(value, tuple):
-            out.write(f'Content-Disposition: form-data; name="{name}"; '
-                      f'filename="{value[0]}"\r\nContent-Type: '
-                      f'application/octet-stream\r\n\r\n'.encode())
-            out.write(value[1])
-        else:
-            out.write(f'Content-Disposition: form-data; name="{name}"'
-                      f'\r\n\r\n{value}'.encode())
-        out.write(b'\r\n')
-    out.write(f'--{boundary}--\r\n'.encode())
-    return out.getvalue(), f'multipart/form-data; boundary={boundary}'
+    name, bytes)) and its content type, encoded by urllib3 (what
+    ``requests`` sends), not by the service's own reader."""
+    return urllib3.encode_multipart_formdata(fields)
 
 
 def predict(url, task, data, how='form', fmt=None):
