@@ -26,7 +26,9 @@ METHODS = ('frozen', 'gapt', 'ivpt', 'vpt-deep')
 METHOD_PARAMS = {'frozen': 0, 'vpt-deep': 24 * 10 * 1024,
                  'ivpt': 24 * 10 * 1024 + 23 * 10 * 10,
                  'gapt': 10 * 1024 + 23 + 24}
-NECK = 12_588_032  # Feature2Pyramid at 1024: 3 deconvs + 2 BN
+# Feature2Pyramid at 1024: three 2x2 transposed convs (x4: two, x2: one)
+# and the BN between the x4 ones
+NECK = 3 * (1024 * 1024 * 4 + 1024) + 2 * 1024
 TINY = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 #: (crop, generated image size) of the shrunk runs
 SIZES = {'ade20k': ((56, 56), (64, 64)), 'cityscapes': ((56, 112), (64, 128))}
@@ -59,6 +61,28 @@ def cfg_path(method, data):
 def test_every_method_and_data_set_has_a_config():
     assert CONFIGS == sorted(cfg_path(m, d) for m in METHODS
                              for d in SIZES)
+
+
+@pytest.mark.slow
+def test_count_params_parts(monkeypatch, capsys):
+    """tools/count_params.py --parts (in process: the tool's main): the
+    method's tensors, the neck and the head of a config, and the share."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'count_params', osp.join(ROOT, 'tools', 'count_params.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = cfg_path('ivpt', 'ade20k')
+    monkeypatch.setattr('sys.argv', ['count_params.py', path, '--parts'])
+    tool.main()
+    method = METHOD_PARAMS['ivpt']
+    row = capsys.readouterr().out.splitlines()[2].split(' | ')
+    head, trainable = int(row[3].replace(',', '')), int(
+        row[4].replace(',', ''))
+    assert row[1:3] == [f'{method:,}', f'{NECK:,}']
+    assert trainable == method + NECK + head
+    assert row[5] == f'{100 * method / trainable:.2f}%'
+    assert row[6] == f'{trainable + 304_370_688:,} |'
 
 
 # ------------------------------------------------------------ shrunk runs
