@@ -165,3 +165,29 @@ def train_seg(env, work_dir, *extra, dist=0, **env_vars):
     cmd += ['--work-dir', str(work_dir)] + list(extra)
     cmd += ['--cfg-options'] + env['opts']
     return run(cmd, ROOT, PYTHON=sys.executable, **env_vars)
+
+
+def make_cityscapes(root, num_train=4, num_val=2, seed=0):
+    """Generated shapes in mmseg's Cityscapes layout (what mmseg's
+    tools/dataset_converters/cityscapes.py leaves):
+    ``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` and
+    ``gtFine/<split>/<city>/<name>_gtFine_labelTrainIds.png``, 64x128 (two
+    shapes images side by side), train ids 0..3 of the 19 and 255 (the
+    shapes set's unlabelled 0). Returns ``root``."""
+    from mmseg_ivpt.datasets.shapes import make_sample
+    rng = np.random.default_rng(seed)
+    for split, n in (('train', num_train), ('val', num_val)):
+        for d in ('leftImg8bit', 'gtFine'):
+            (root / d / split / 'testcity').mkdir(parents=True,
+                                                  exist_ok=True)
+        for i in range(n):
+            (a, la), (b, lb) = make_sample(rng, 64), make_sample(rng, 64)
+            ids = np.concatenate([la, lb], 1).astype(np.int16) - 1
+            name = f'testcity_{i:06d}_000019'
+            Image.fromarray(np.concatenate([a, b], 1)).save(
+                root / 'leftImg8bit' / split / 'testcity' /
+                f'{name}_leftImg8bit.png')
+            Image.fromarray(np.where(ids < 0, 255, ids).astype(np.uint8)
+                            ).save(root / 'gtFine' / split / 'testcity' /
+                                   f'{name}_gtFine_labelTrainIds.png')
+    return str(root)

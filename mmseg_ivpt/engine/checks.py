@@ -14,7 +14,6 @@ import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..models.checkpoint import (
-    HEAD_AND_NECK_KEYS,
     HEAD_KEYS,
     CheckpointMismatchError,
     abbrev_keys,
@@ -106,12 +105,61 @@ def is_vit_backbone(cls: Optional[type]) -> bool:
     return isinstance(cls, type) and issubclass(cls, ViTEncoder)
 
 
+def _neck_output(neck: dict, dims: int, n_in: int
+                 ) -> Tuple[Optional[int], Optional[int]]:
+    """(channels, number) of the feature maps a neck config gives; None
+    where the config does not say (a neck type these checks do not
+    know). mmseg's Feature2Pyramid keeps ``embed_dim`` channels, one map
+    per ``rescales``; MultiLevelNeck, FPN and the like give
+    ``out_channels``, ``num_outs`` (or one per ``scales``) maps."""
+    chans = neck.get('out_channels')
+    if chans is None and 'embed_dim' in neck:
+        chans = neck['embed_dim']
+    number = neck.get('num_outs')
+    for key in ('rescales', 'scales'):
+        if number is None and isinstance(neck.get(key), (list, tuple)):
+            number = len(neck[key])
+    return (chans if isinstance(chans, int) else None,
+            number if isinstance(number, int) else None)
+
+
+def _check_inputs(name: str, part: dict, chans: Optional[int],
+                  n_maps: Optional[int], source: str, maps: str) -> None:
+    """``part`` (a head or neck config at ``model.name``) takes
+    ``chans``-channel maps, and indexes ``n_maps`` of them, from
+    ``source`` (what gives them; ``maps`` says how many, for the
+    messages); None: not checked."""
+    for key in ('in_channels', 'embed_dim'):
+        if chans is None or key not in part:
+            continue
+        got = part[key]
+        if any(c != chans for c in (
+                got if isinstance(got, (list, tuple)) else [got])):
+            raise ConfigError(
+                f'model.{name}.{key}={got} does not match {source} gives '
+                f'{chans}-channel features')
+    idx = part.get('in_index', -1)
+    for i in (idx if isinstance(idx, (list, tuple)) else [idx]):
+        if n_maps is not None and not -n_maps <= i < n_maps:
+            raise ConfigError(
+                f'model.{name}.in_index={idx} but {source.split(":")[0]} '
+                f'returns {maps}')
+
+
 def check_model(model: dict, scope: Optional[str] = None) -> None:
-    """The heads take what a ViT backbone of ours gives them (a backbone
-    class for which :func:`is_vit_backbone` holds; ``scope``: the config's
-    ``default_scope``, where its type is looked up); other backbones are
-    not checked."""
+    """What feeds each part fits it, behind a ViT backbone of ours (a
+    backbone class for which :func:`is_vit_backbone` holds; ``scope``: the
+    config's ``default_scope``, where its type is looked up); other
+    backbones are not checked. Without a neck the heads take the backbone's
+    maps; with one, the neck takes them and the heads take the neck's (a
+    neck may change the channels: Feature2Pyramid keeps them,
+    MultiLevelNeck gives ``out_channels``; heads behind a neck of unknown
+    output are not checked). And Mask2Former's class weights have one
+    entry per class and one for "no object" (:func:`_check_class_weights`).
+    """
     bb = model.get('backbone') or {}
+    for name, head in _heads(model, HEAD_KEYS):
+        _check_class_weights(name, head)
     if not is_vit_backbone(backbone_class(model, scope)):
         return
     try:
@@ -121,23 +169,42 @@ def check_model(model: dict, scope: Optional[str] = None) -> None:
     n_out = len(bb['out_indices']) if isinstance(
         bb.get('out_indices'), (list, tuple)) else 1
     shown = getattr(bb['type'], '__name__', bb['type'])
-    for name, head in _heads(model, HEAD_AND_NECK_KEYS):
-        if 'in_channels' not in head:
-            continue
-        chans = head['in_channels']
-        chans = list(chans) if isinstance(chans, (list, tuple)) else [chans]
-        if any(c != dims for c in chans):
-            raise ConfigError(
-                f'model.{name}.in_channels={head["in_channels"]} does not '
-                f'match the backbone: {shown}(arch={bb.get("arch")!r}) '
-                f'gives {dims}-channel features')
-        idx = head.get('in_index', -1)
-        for i in (idx if isinstance(idx, (list, tuple)) else [idx]):
-            if not -n_out <= i < n_out:
-                raise ConfigError(
-                    f'model.{name}.in_index={idx} but the backbone returns '
-                    f'{n_out} feature map(s) (out_indices='
-                    f'{bb.get("out_indices", -1)})')
+    source = f'the backbone: {shown}(arch={bb.get("arch")!r})'
+    chans, n_maps = dims, n_out
+    maps = f'{n_out} feature map(s) (out_indices={bb.get("out_indices", -1)})'
+    neck = model.get('neck')
+    if isinstance(neck, dict):
+        _check_inputs('neck', neck, dims, n_out, source, maps)
+        chans, n_maps = _neck_output(neck, dims, n_out)
+        source = f'the neck: {neck.get("type")}'
+        maps = f'{n_maps} feature map(s)'
+    for name, head in _heads(model, HEAD_KEYS):
+        _check_inputs(name, head, chans, n_maps, source, maps)
+
+
+#: Heads whose class layer has one output per class and one for "no
+#: object" (mmseg's MaskFormer and Mask2Former: ``cls_embed``), so that
+#: ``loss_cls.class_weight`` has ``num_classes + 1`` entries.
+MASK_CLASSIFIERS = ('Mask2FormerHead', 'MaskFormerHead')
+
+
+def _check_class_weights(name: str, head: dict) -> None:
+    """A Mask2Former / MaskFormer head's ``loss_cls.class_weight`` (a list)
+    has ``num_classes + 1`` entries: with another ``num_classes`` (set by
+    --cfg-options) the loss would fail deep inside mmdet."""
+    t = str(head.get('type', '')).split('.')[-1]
+    weights = (head.get('loss_cls') or {}).get('class_weight')
+    n = head.get('num_classes')
+    if t not in MASK_CLASSIFIERS or not isinstance(
+            weights, (list, tuple)) or not isinstance(n, int):
+        return
+    if len(weights) != n + 1:
+        raise ConfigError(
+            f'model.{name}.loss_cls.class_weight has {len(weights)} entries '
+            f'but model.{name}.num_classes={n}: {t} weighs each class and '
+            f'"no object" ({n} + 1 = {n + 1} entries; mmseg: [1.0] * '
+            f'num_classes + [0.1]). Set both (--cfg-options '
+            f'model.{name}.loss_cls.class_weight=...)')
 
 
 # ------------------------------------------------------ the data vs the heads
@@ -245,10 +312,12 @@ def check_data_fits(cfg, loaders: Sequence[str]) -> List[Tuple[dict, dict]]:
 
 
 # ------------------------------------------------- the checkpoint vs the model
-# the layer of each head that gives one output per class
-_CLASS_LAYERS = {'decode_head': 'decode_head.conv_seg.weight',
-                 'auxiliary_head': 'auxiliary_head.conv_seg.weight',
-                 'head': 'head.fc.weight'}
+# (head, its layer with one output per class, outputs beyond the classes):
+# mmseg's conv_seg, mmpretrain's fc, Mask2Former's cls_embed (+ "no object")
+_CLASS_LAYERS = (('decode_head', 'decode_head.conv_seg.weight', 0),
+                 ('decode_head', 'decode_head.cls_embed.weight', 1),
+                 ('auxiliary_head', 'auxiliary_head.conv_seg.weight', 0),
+                 ('head', 'head.fc.weight', 0))
 
 
 def _unwrap_model(model):
@@ -315,9 +384,10 @@ def check_checkpoint_fits(model, checkpoint, path: str) -> None:
         lines.append(f'missing in the checkpoint ({len(missing)}): '
                      f'{abbrev_keys(missing, 6)}')
     hint = ''
-    for head, layer in _CLASS_LAYERS.items():
+    for head, layer, extra in _CLASS_LAYERS:
         if layer in wrong and sd[layer].shape[0] != mine[layer].shape[0]:
-            n_ckpt, n_model = sd[layer].shape[0], mine[layer].shape[0]
+            n_ckpt = sd[layer].shape[0] - extra
+            n_model = mine[layer].shape[0] - extra
             hint = (f"The checkpoint's {head} predicts {n_ckpt} classes, "
                     f"this config's {n_model} (model.{head}.num_classes). ")
             break

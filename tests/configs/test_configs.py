@@ -42,7 +42,7 @@ ADE20K = {  # method's own share on top of the heads (iVPT Table 7)
 @pytest.mark.parametrize('path', CONFIG_PARAMS)
 def test_config_builds(path):
     cfg = Config.fromfile(path)
-    assert cfg.custom_imports.imports == ['mmseg_ivpt']
+    assert cfg.custom_imports.imports[-1] == 'mmseg_ivpt'  # + mmdet's
     model = build_model_on_meta(cfg)
     counts = count_parameters(model)
     assert counts['trainable'] < counts['total']

@@ -47,8 +47,8 @@ def test_every_shipped_config_fits_its_data():
                    'vitl16', 'vith14', 'swinb', 'dinov2-vitb14',
                    'clip-vitb16'))]
     # VTAB, FGVC, the ViT-L ADE20K, the demo, DINOv2/CLIP ADE20K, GaPT's
-    # ViT-B ADE20K (configs/gapt_ade20k/)
-    assert len(configs) == 19 + 5 + 6 + 1 + 6 + 6
+    # ViT-B ADE20K (configs/gapt_ade20k/), Mask2Former ADE20K / Cityscapes
+    assert len(configs) == 19 + 5 + 6 + 1 + 6 + 6 + 8
     for path in configs:
         cfg = Config.fromfile(path)
         check_data_fits(cfg, ('train_dataloader', 'val_dataloader',
@@ -131,6 +131,65 @@ def test_head_checks_follow_the_backbone_class(scope):
             feedforward_channels=128)), key: dict(wide)}, scope)
     finally:
         registry.module_dict.pop(new.__name__)
+
+
+M2F = osp.join(ROOT, 'configs',
+               'mask2former_ivpt_dinov2-vitl14-reg4_ade20k.py')
+
+
+def test_heads_are_checked_against_the_neck():
+    """A neck that changes the channels (mmseg's MultiLevelNeck, 1024 ->
+    256) feeds heads of its width: refused before (the heads were held to
+    the backbone's 1024), passes now; heads of the backbone's width behind
+    it, and a neck that does not take the backbone's width, are refused.
+    Feature2Pyramid keeps the width (embed_dim), so it is checked too."""
+    model = Config.fromfile(M2F).model.to_dict()
+    check_model(model, 'mmseg')  # Feature2Pyramid, 1024 in and out
+    neck = dict(type='MultiLevelNeck', in_channels=[1024] * 4,
+                out_channels=256, scales=[4, 2, 1, 0.5])
+    narrow = dict(model, neck=neck,
+                  decode_head=dict(model['decode_head'],
+                                   in_channels=[256] * 4))
+    check_model(narrow, 'mmseg')
+    with pytest.raises(ConfigError, match=r'model.decode_head.in_channels='
+                       r'\[1024, 1024, 1024, 1024\] does not match the neck: '
+                       r'MultiLevelNeck gives 256-channel'):
+        check_model(dict(narrow, decode_head=model['decode_head']), 'mmseg')
+    with pytest.raises(ConfigError, match=r'model.neck.in_channels=\[768, '
+                       r'.*does not match the backbone: PromptedViT'
+                       r"\(arch='l'\) gives 1024"):
+        check_model(dict(narrow, neck=dict(neck, in_channels=[768] * 4)),
+                    'mmseg')
+    with pytest.raises(ConfigError, match=r'model.neck.embed_dim=768 does '
+                       r'not match the backbone'):
+        check_model(dict(model, neck=dict(model['neck'], embed_dim=768)),
+                    'mmseg')
+    with pytest.raises(ConfigError, match=r'model.decode_head.in_index=4 but '
+                       r'the neck returns 4 feature map'):
+        check_model(dict(narrow, decode_head=dict(
+            narrow['decode_head'], in_index=4)), 'mmseg')
+
+
+def test_class_count_checks_know_mask2former():
+    """Mask2Former's num_classes is held to the data's classes; its
+    class weights (one per class and "no object") to num_classes: a
+    --cfg-options num_classes alone passed the checks before and failed
+    inside mmdet's loss."""
+    cfg = Config.fromfile(M2F)
+    check_data_fits(cfg, LOADERS)
+    check_model(cfg.model, 'mmseg')
+    cfg.merge_from_dict({'model.decode_head.num_classes': 19})
+    with pytest.raises(ConfigError, match=r'model.decode_head.num_classes=19 '
+                       r'but train_dataloader.dataset \(ADE20KDataset\) has '
+                       r'150'):
+        check_data_fits(cfg, LOADERS)
+    with pytest.raises(ConfigError, match=r'model.decode_head.loss_cls.'
+                       r'class_weight has 151 entries but model.decode_head.'
+                       r'num_classes=19.*19 \+ 1 = 20'):
+        check_model(cfg.model, 'mmseg')
+    cfg.merge_from_dict({'model.decode_head.loss_cls.class_weight':
+                         [1.] * 19 + [.1]})
+    check_model(cfg.model, 'mmseg')
 
 
 def test_segmentation_tta():
