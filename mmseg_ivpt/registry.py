@@ -5,15 +5,46 @@ mmpretrain's ``MODELS`` (whichever is installed), so configs of either
 toolbox reach them with ``custom_imports=dict(imports=['mmseg_ivpt'])``.
 ``PromptOnlyCheckpointHook`` goes into mmengine's root ``HOOKS`` (seen from
 both), the generated demo data set into mmseg's ``DATASETS``, VTAB-1k and
-FGVC into mmpretrain's.
+FGVC into mmpretrain's. A model a prompt-tuned backbone is attached to
+(the segmentor, the classifier) checks the shapes of its heads on every
+load (:func:`watch_backbone_parents`).
 """
 import importlib
 import logging
 
-from .models import GatedViT, PromptedSwin, PromptedViT
+from torch.nn.modules.module import register_module_module_registration_hook
+
+from .models import GatedViT, PromptedSwin, PromptedViT, PromptTuning
 from .utils.safe_load import install_mmengine_loader
 
 BACKBONES = (PromptedViT, GatedViT, PromptedSwin)
+_WATCHING = []  # the handle of the registration hook, once installed
+
+
+def _check_parts_on_load(parent, name, child):
+    """torch's module-registration hook: a module that a prompt-tuned
+    backbone is attached to (``segmentor.backbone = ...`` as mmseg's and
+    mmpretrain's models do it) gets the pre-hook checking its other parts
+    against each state dict it loads (``engine.checks.check_parts_fit``)."""
+    if isinstance(child, PromptTuning) and \
+            not getattr(parent, '_ivpt_checks_parts', False):
+        from .engine.checks import check_parts_fit
+        parent.register_load_state_dict_pre_hook(check_parts_fit)
+        parent._ivpt_checks_parts = True
+
+
+def watch_backbone_parents() -> None:
+    """A head of another shape than the checkpoint's (another
+    ``num_classes``) is an error on every load, not mmengine's
+    "size mismatch" warning and a random head: ``mmseg.apis.init_model``,
+    ``MMSegInferencer``, mmpretrain's inferencers, ``load_from`` and
+    ``--resume`` load through mmengine, whose loader we do not change.
+    So the check sits in the model: torch's module-registration hook (one,
+    installed once) gives every module a prompt-tuned backbone is attached
+    to the load pre-hook :func:`~.engine.checks.check_parts_fit`."""
+    if not _WATCHING:
+        _WATCHING.append(
+            register_module_module_registration_hook(_check_parts_on_load))
 
 
 class _MMEngineLogHandler(logging.Handler):
@@ -43,6 +74,7 @@ def register_all() -> list:
     Returns the scopes the backbones were registered into."""
     if install_mmengine_loader():
         importlib.import_module('mmseg_ivpt.engine')
+        watch_backbone_parents()
         # mmengine's FLOP counter: count SDPA attention (engine/flops.py)
         importlib.import_module(
             'mmseg_ivpt.engine.flops').install_flop_handles()

@@ -9,8 +9,11 @@ top of the pretrained ViT named by the backbone's init_cfg). A checkpoint
 that does not fit the config's model (a head of another ``num_classes`` or
 other channels, a pretrained ViT instead of a trained model) is a
 ``CheckpointMismatchError`` naming the file and the tensors before any
-image is tested, and data that do not fit the heads a ``ConfigError``
-(mmseg_ivpt/engine/checks.py).
+image is tested, a checkpoint of another method or encoder options a
+``MethodMismatchError`` naming each setting, and data that do not fit the
+heads a ``ConfigError`` (mmseg_ivpt/engine/checks.py). These errors, and
+a missing checkpoint, end the tool with one line ``test.py: error: ...``
+(``--debug``: the traceback).
 
 What ``--out`` and ``--show-dir`` write:
 
@@ -43,6 +46,7 @@ from mmseg_ivpt.engine.runner import (  # noqa: E402
     build_runner,
     load_config,
 )
+from tools._cli import run_main  # noqa: E402
 
 
 def parse_args():
@@ -176,4 +180,4 @@ def run_test(runner, checkpoint: str):
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)  # a named error: one line (tools/_cli.py; --debug)

@@ -6,7 +6,9 @@ arguments, for mmseg and mmpretrain configs of this toolbox.
 
 Works from a clone (the repository root is put on sys.path) and installed;
 the body is :mod:`mmseg_ivpt.engine.train` (also ``python -m
-mmseg_ivpt.engine.train``).
+mmseg_ivpt.engine.train``). An error of the toolbox (a config that cannot
+run, data that do not fit, a checkpoint of another model) ends it with one
+line ``train.py: error: ...`` (``--debug``: the traceback).
 """
 import os.path as osp
 import sys
@@ -17,6 +19,7 @@ from tools._venv import ensure  # noqa: E402
 ensure()  # the repository's .venv unless this python has the packages
 
 from mmseg_ivpt.engine.train import main  # noqa: E402
+from tools._cli import run_main  # noqa: E402
 
 if __name__ == '__main__':
-    main()
+    run_main(main)  # a named error: one line (tools/_cli.py; --debug)

@@ -331,8 +331,10 @@ class PromptBank:
         try:
             _load_checkpoint_to_model(model, dict(state_dict=kept),
                                       strict=True)
-        except CheckpointMismatchError as e:  # the backbone's own check
-            raise type(e)(f'task {name!r}: {path}: {e}') from None
+        except CheckpointMismatchError as e:  # the model's own checks
+            named = path in str(e) or os.path.abspath(path) in str(e)
+            raise type(e)(f'task {name!r}: ' + ('' if named else f'{path}: ')
+                          + str(e)) from None
         except RuntimeError as e:  # mmengine's strict loading: the heads
             lines = [ln.strip() for ln in str(e).splitlines()
                      if ln.strip() and 'do not match exactly' not in ln]

@@ -4,7 +4,8 @@ the val/test data are the train data's task (:func:`check_data_fits`, which
 also has every segmentation annotation checked as it loads). Each failure
 is a :class:`ConfigError` naming the config key and what to do instead.
 And, at load time, a checkpoint that does not fit the model of the config
-(:func:`check_checkpoint_fits`, which ``tools/test.py`` runs): a named
+(:func:`check_checkpoint_fits`, which ``tools/test.py`` runs, and
+:func:`check_parts_fit`, which every load runs): a named
 :class:`~mmseg_ivpt.models.checkpoint.CheckpointMismatchError` where
 mmengine would only print "size mismatch" and test a random head.
 """
@@ -21,6 +22,7 @@ from ..models.checkpoint import (
     unwrap_state_dict,
 )
 from ..models.vit import ViTEncoder, resolve_arch
+from ..utils.safe_load import SOURCE_FILE_KEY
 
 
 class ConfigError(ValueError):
@@ -357,7 +359,6 @@ def check_checkpoint_fits(model, checkpoint, path: str) -> None:
     does not have, and a missing ``auxiliary_head`` (training only), are
     left to mmengine's warning. mmengine's own loading only warns, and the
     test then runs a random head."""
-    from ..models import PromptTuning
     model = _unwrap_model(model)
     sd = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, dict) else None
@@ -368,14 +369,29 @@ def check_checkpoint_fits(model, checkpoint, path: str) -> None:
     own = model.state_dict()
     if not set(sd) & set(own):
         raise CheckpointMismatchError(_not_this_model(path, sd, own))
-    skip = tuple(f'{n}.' for n, m in model.named_modules()
-                 if n and isinstance(m, PromptTuning))
-    mine = {k: v for k, v in own.items() if not (skip and k.startswith(skip))}
-    wrong = [k for k, v in mine.items()
-             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    mine = _outside_backbones(model, own)
     missing = [k for k in mine if k not in sd and
                not k.endswith('num_batches_tracked') and
                not k.startswith('auxiliary_head.')]
+    _raise_misfit(path, sd, mine, missing)
+
+
+def _outside_backbones(model, own: Dict) -> Dict:
+    """The entries of ``own`` (``model``'s state dict) outside its
+    prompt-tuned backbones."""
+    from ..models import PromptTuning
+    skip = tuple(f'{n}.' for n, m in model.named_modules()
+                 if n and isinstance(m, PromptTuning))
+    return {k: v for k, v in own.items() if not (skip and k.startswith(skip))}
+
+
+def _raise_misfit(path: str, sd: Dict, mine: Dict,
+                  missing: Sequence[str] = ()) -> None:
+    """A :class:`CheckpointMismatchError` naming every tensor of ``mine``
+    (the model's) that ``sd`` (the checkpoint's, loaded from ``path``) has
+    with another shape, and the ``missing`` ones; nothing if none."""
+    wrong = [k for k, v in mine.items()
+             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
     if not wrong and not missing:
         return
     lines = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model '
@@ -394,9 +410,26 @@ def check_checkpoint_fits(model, checkpoint, path: str) -> None:
     raise CheckpointMismatchError(
         f'{path} does not fit the model of this config:\n  ' +
         '\n  '.join(lines[:12]) + ('\n  ...' if len(lines) > 12 else '') +
-        f'\n{hint}Test a checkpoint with the config it was trained with '
+        f'\n{hint}Load a checkpoint with the config it was trained with '
         f'(its work_dir holds a copy), or set the model\'s options to the '
         f'checkpoint\'s with --cfg-options.')
+
+
+def check_parts_fit(module, state_dict, prefix: str, local_metadata,
+                    *_) -> None:
+    """A load-state-dict pre-hook (torch's signature) of a model holding a
+    prompt-tuned backbone (an mmseg segmentor, an mmpretrain classifier):
+    every tensor of ``state_dict`` outside the backbones that ``module``
+    has with another shape (a head of another ``num_classes``) is a
+    :class:`CheckpointMismatchError` naming the file, each tensor and both
+    shapes, on every load: ``init_model``, the inferencers, ``load_from``,
+    ``--resume``, the prompt bank, ``load_state_dict`` (mmengine would only
+    warn, and predict with a random head). ``registry.py`` registers it on
+    every module a prompt-tuned backbone is attached to."""
+    path = local_metadata.get(SOURCE_FILE_KEY) or 'the checkpoint'
+    sd = {k[len(prefix):]: v for k, v in state_dict.items()
+          if k.startswith(prefix) and hasattr(v, 'shape')}
+    _raise_misfit(path, sd, _outside_backbones(module, module.state_dict()))
 
 
 def checkpoint_fit_hook(path: str):

@@ -46,6 +46,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--debug', action='store_true',
+        help='tools/train.py, tools/test.py: on an error of the toolbox, '
+        'show the traceback (default: one line "error: ...")')
 
 
 def load_config(args):

@@ -8,6 +8,8 @@ Prompt tuning of either (:class:`PromptTuning`, ``prompt_tuning.py``):
 """
 from .checkpoint import (
                          CheckpointMismatchError,
+                         EncoderMismatchError,
+                         MethodMismatchError,
                          load_encoder_weights,
                          load_pretrained,
 )
@@ -21,9 +23,10 @@ from .swin import SwinEncoder
 from .vit import ARCH_SETTINGS, ViTEncoder
 
 __all__ = [
-    'ARCH_SETTINGS', 'CheckpointMismatchError', 'GatedViT',
-    'PROMPT_STRUCTURES', 'PromptTunedViT', 'PromptTuning', 'PromptedSwin',
-    'PromptedViT', 'SWIN_PROMPT_STRUCTURES', 'SwinEncoder', 'ViTEncoder',
-    'cdc_prompts', 'insert_slot', 'load_encoder_weights', 'load_pretrained',
-    'replace_slot', 'resize_pos_embed'
+    'ARCH_SETTINGS', 'CheckpointMismatchError', 'EncoderMismatchError',
+    'GatedViT', 'MethodMismatchError', 'PROMPT_STRUCTURES', 'PromptTunedViT',
+    'PromptTuning', 'PromptedSwin', 'PromptedViT', 'SWIN_PROMPT_STRUCTURES',
+    'SwinEncoder', 'ViTEncoder', 'cdc_prompts', 'insert_slot',
+    'load_encoder_weights', 'load_pretrained', 'replace_slot',
+    'resize_pos_embed'
 ]

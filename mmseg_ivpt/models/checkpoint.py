@@ -128,6 +128,13 @@ class EncoderMismatchError(CheckpointMismatchError):
     the one it was trained on (their fingerprints differ)."""
 
 
+class MethodMismatchError(CheckpointMismatchError):
+    """A checkpoint is being loaded into a backbone that computes something
+    else than the one it was trained with: another type, prompt structure,
+    DA, AR, N, GaPT setting or encoder option (the settings each backbone
+    records with its tensors; models/prompt_tuning.py)."""
+
+
 #: Set to 1 to load a prompt-only checkpoint onto another frozen ViT anyway.
 ALLOW_OTHER_ENCODER = 'IVPT_ALLOW_OTHER_ENCODER'
 

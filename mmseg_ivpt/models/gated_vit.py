@@ -55,6 +55,9 @@ class GatedViT(PromptTunedViT):
     """
 
     method_param_names = ('prompts', 'gate_logits', 'temperatures')
+    # gate_init only starts the gates: a loaded model has the trained ones
+    recorded_settings = ('num_prompts', 'learn_temperature',
+                         'temperature_range')
     default_pool_norm = 'pretrained'  # GaPT's vit_mae.py
 
     def __init__(self,
@@ -84,6 +87,7 @@ class GatedViT(PromptTunedViT):
         L, D = self.num_layers, self.embed_dims
         self.num_prompt_tokens = num_prompts
         self.temperature_range = (float(lo), float(hi))
+        self.learn_temperature = bool(learn_temperature)
         v = prompt_init_bound(patch_size, D)
         self.prompts = nn.Parameter(
             torch.empty(1, num_prompts, D).uniform_(-v, v))

@@ -43,6 +43,11 @@ class PromptTunedViT(PromptTuning, ViTEncoder):
 
     out_types: Tuple[str, ...] = OUT_TYPES
 
+    @property
+    def num_prompts(self) -> int:
+        """N, the config's ``num_prompts`` (``num_prompt_tokens``)."""
+        return self.num_prompt_tokens
+
     def outputs(self, raw, hw) -> Tuple[Tensor, ...]:
         """tuple over ``out_indices`` of (B, D, H/p, W/p) maps
         (``featmap``) or (B, D) vectors (``cls_token``, ``avg_featmap``,

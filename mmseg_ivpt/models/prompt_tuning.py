@@ -24,7 +24,13 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import nn
 
-from .checkpoint import CheckpointMismatchError, load_pretrained
+from ..utils.safe_load import SETTINGS_KEY, SOURCE_FILE_KEY
+from .checkpoint import (
+    CheckpointMismatchError,
+    MethodMismatchError,
+    load_pretrained,
+    logger,
+)
 from .prompt_only import is_prompt_only, load_frozen_encoder
 
 POOL_NORMS = ('fresh', 'pretrained')
@@ -54,10 +60,21 @@ class PromptTuning:
     setting leaves one out. That declaration is the one list of what a
     method trains: freezing, the optimizer's multipliers and the strict
     loading of checkpoints all read it (:meth:`method_parameters`).
+
+    What the backbone computes is declared the same way, in
+    ``recorded_settings``: each class (encoder, this mixin, the method)
+    lists the attributes it adds that change what a trained backbone
+    computes (structure, DA, AR, N, GaPT's temperatures, the encoder's
+    options). Every state dict carries their values
+    (:meth:`settings_record`, in the backbone's metadata entry), and every
+    load compares them with the model's: a difference is a
+    :class:`~.checkpoint.MethodMismatchError` (docs/checkpoints.md).
     """
 
     #: Names of the method's trainable parameters (docs/design.md).
     method_param_names: Tuple[str, ...] = ()
+    #: The settings this class adds to the record (see above).
+    recorded_settings: Tuple[str, ...] = ('out_type', 'pool_norm')
     #: Allowed ``out_type`` values.
     out_types: Tuple[str, ...] = ('featmap', )
     #: ``pool_norm`` when the config does not say.
@@ -133,6 +150,66 @@ class PromptTuning:
                 m.eval()
         return self
 
+    # ------------------------------------------------------ what it computes
+    def settings_record(self) -> Dict[str, object]:
+        """The backbone's type and the value of every setting its classes
+        declare in ``recorded_settings`` (the method's first), tuples as
+        lists: what a state dict records about what this backbone
+        computes."""
+        rec = dict(type=type(self).__name__)
+        for cls in type(self).__mro__:
+            for name in vars(cls).get('recorded_settings', ()):
+                rec.setdefault(name, _plain(getattr(self, name)))
+        return rec
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """The tensors, and :meth:`settings_record` in this module's
+        metadata entry (``_metadata[prefix]['settings']``), which every
+        saver of a state dict keeps: torch's ``state_dict``, mmengine's
+        checkpoints, prompt-only checkpoints."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        meta = getattr(destination, '_metadata', None)
+        if meta is not None:
+            meta.setdefault(prefix[:-1], {})[SETTINGS_KEY] = \
+                self.settings_record()
+
+    def _check_settings(self, meta: dict, prefix: str,
+                        problems=()) -> None:
+        """A :class:`MethodMismatchError` listing every recorded setting of
+        the checkpoint (``meta``: this module's metadata entry) that this
+        backbone does not share, then the tensor ``problems`` they cause; a
+        checkpoint without the record (written before it existed, or its
+        metadata dropped) loads with a warning."""
+        saved = meta.get(SETTINGS_KEY)
+        ckpt = meta.get(SOURCE_FILE_KEY) or 'the checkpoint'
+        name = type(self).__name__
+        if not isinstance(saved, dict):
+            logger.warning(
+                '%s records no backbone settings (written before they were '
+                'recorded, or its metadata was dropped): it is loaded into '
+                '%s without checking that it was trained with this '
+                "config's method and encoder options", ckpt, name)
+            return
+        own = self.settings_record()
+        diff = [k for k in saved if saved[k] != own.get(k, _NONE)]
+        if not diff:
+            return
+        where = f'model.{prefix[:-1]}' if prefix else 'this backbone'
+        lines = [f'{k}: checkpoint {saved[k]!r}, this model '
+                 + (repr(own[k]) if k in own else f'(not a setting of '
+                    f'{name})') for k in diff]
+        fix = f"set {where}'s settings to the checkpoint's"
+        if prefix:
+            fix += ' (--cfg-options ' + ' '.join(
+                _cfg_option(where, k, saved[k]) for k in diff) + ')'
+        raise MethodMismatchError(
+            f'{ckpt} was trained with other backbone settings than '
+            f'{where} ({name}) has:\n  ' + '\n  '.join(lines) +
+            ''.join(f'\n  so {p}' for p in problems) +
+            f'\nIts tensors would run a method they were not trained for. '
+            f'Load it with the config it was trained with (its work_dir '
+            f'holds a copy), or {fix}.')
+
     # ------------------------------------------------------------- loading
     def init_weights(self) -> None:
         """Load ``init_cfg``'s checkpoint into the encoder (mmengine calls
@@ -148,6 +225,9 @@ class PromptTuning:
         """Strict about this backbone's tensors whatever ``strict`` says,
         and able to load a *prompt-only* checkpoint.
 
+        * The settings the checkpoint records must be this backbone's
+          (:meth:`_check_settings`), else
+          :class:`~.checkpoint.MethodMismatchError`.
         * The method's tensors (``prompts``...) must all be there with this
           model's shapes, and nothing else may sit under this prefix: a
           checkpoint of another model is a :class:`CheckpointMismatchError`,
@@ -190,6 +270,8 @@ class PromptTuning:
         if foreign:
             problems.append(f'{len(foreign)} tensors this backbone does not '
                             f'have: {foreign[:5]}')
+        if any(k.startswith(prefix) for k in state_dict):
+            self._check_settings(local_metadata, prefix, problems)
         if problems:
             raise CheckpointMismatchError(
                 f'the checkpoint does not fit {type(self).__name__} '
@@ -202,6 +284,26 @@ class PromptTuning:
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+
+_NONE = object()  # a setting a backbone does not have
+#: recorded settings that are fields of the config's ``arch``
+_ARCH_FIELDS = ('embed_dims', 'num_layers', 'num_heads', 'depths')
+
+
+def _plain(value):
+    """Tuples as lists (the form a value keeps through a file)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cfg_option(where: str, name: str, value) -> str:
+    """``--cfg-options`` text setting ``where``'s ``name`` to ``value``."""
+    key = f'{where}.arch.{name}' if name in _ARCH_FIELDS else \
+        f'{where}.{name}'
+    text = f'{key}={value}'.replace(' ', '')
+    return f'"{text}"' if '[' in text else text
 
 
 def _check_init_cfg(init_cfg) -> None:

@@ -84,6 +84,8 @@ class PromptedSwin(PromptTuning, SwinEncoder):
     """
 
     method_param_names = ('prompts', 'da_weights')
+    recorded_settings = ('num_prompts', 'prompt_structure',
+                         'dynamic_aggregation')
     out_types = SWIN_OUT_TYPES
 
     def __init__(self,
@@ -114,6 +116,7 @@ class PromptedSwin(PromptTuning, SwinEncoder):
                          prompt_dropout=prompt_dropout, **kwargs)
         self.num_prompts = ns
         self.prompt_structure = prompt_structure
+        self.dynamic_aggregation = bool(dynamic_aggregation)
         self._prompt_shapes = [(d, n, c) for d, n, c in
                                zip(self.depths, ns, self.stage_dims)]
         self._da_shapes = [(d - 1, n, n) for d, n in zip(self.depths, ns)]

@@ -82,6 +82,8 @@ class PromptedViT(PromptTunedViT):
 
     method_param_names = ('prompts', 'da_weights', 'ar_prompts',
                           'express_ln', 'express_qkv', 'express_proj')
+    recorded_settings = ('num_prompts', 'prompt_structure',
+                         'dynamic_aggregation', 'ar_tokens', 'ar_mode')
 
     def __init__(self,
                  arch: Union[str, dict] = 'b',
@@ -125,6 +127,7 @@ class PromptedViT(PromptTunedViT):
         L, N, D = self.num_layers, num_prompts, self.embed_dims
         self.num_prompt_tokens = N
         self.prompt_structure = prompt_structure
+        self.dynamic_aggregation = bool(dynamic_aggregation)
         self.ar_tokens = ar_tokens
         self.ar_mode = ar_mode
 

@@ -303,6 +303,12 @@ class SwinEncoder(nn.Module):
         with_cp: activation checkpointing of the blocks while training.
     """
 
+    #: The options that change what a trained encoder computes, recorded
+    #: with a prompt-tuned backbone's tensors (``PromptTuning.
+    #: recorded_settings``).
+    recorded_settings = ('embed_dims', 'depths', 'num_heads', 'patch_size',
+                         'window_size', 'out_indices', 'norm_eps')
+
     def __init__(self,
                  arch: Union[str, dict] = 'b',
                  img_size: Union[int, Sequence[int]] = 224,
@@ -320,6 +326,8 @@ class SwinEncoder(nn.Module):
         super().__init__()
         a = resolve_swin_arch(arch)
         self.depths = a['depths']
+        self.num_heads = a['num_heads']
+        self.norm_eps = norm_eps
         self.num_stages = n = len(self.depths)
         self.embed_dims = a['embed_dims']
         self.stage_dims = tuple(self.embed_dims * 2 ** s for s in range(n))

@@ -269,6 +269,15 @@ class ViTEncoder(nn.Module):
             (:data:`~.layers.POS_INTERP_MODES`; DINOv2: ``'dinov2'``).
     """
 
+    #: The options that change what a trained encoder computes, recorded
+    #: with a prompt-tuned backbone's tensors (``PromptTuning.
+    #: recorded_settings``; the others are shapes, or matter in training
+    #: only).
+    recorded_settings = ('embed_dims', 'num_layers', 'num_heads',
+                         'patch_size', 'out_indices', 'final_norm',
+                         'norm_eps', 'act_layer', 'mlp_type',
+                         'num_reg_tokens', 'no_embed_class', 'pre_norm',
+                         'pos_interp')
     #: Number of tokens in the prompt slot (0: plain ViT).
     num_prompt_tokens: int = 0
     #: The record being filled inside :meth:`record_attention`, else None.
@@ -339,6 +348,7 @@ class ViTEncoder(nn.Module):
         self.pre_norm = bool(pre_norm)
         self.act_layer, self.mlp_type = act_layer, mlp_type
         self.pos_interp = pos_interp
+        self.norm_eps = norm_eps
         a = resolve_arch(arch)
         self.embed_dims = d = a['embed_dims']
         self.num_layers = a['num_layers']

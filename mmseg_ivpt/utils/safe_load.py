@@ -115,6 +115,9 @@ def safe_torch_load(f, map_location=None):
 
 #: key a prompt-only backbone's metadata gets: the file it was loaded from
 SOURCE_FILE_KEY = 'checkpoint_file'
+#: key of a prompt-tuned backbone's metadata that holds its settings (what
+#: it computes: its type, method and encoder options; models/prompt_tuning)
+SETTINGS_KEY = 'settings'
 
 
 def load_checkpoint_file(filename: str, map_location=None):
@@ -151,12 +154,14 @@ def load_checkpoint_file(filename: str, map_location=None):
 
 
 def _record_source(ckpt, path: str) -> None:
-    """Tell prompt-only backbones (metadata entries with a recorded
-    pretrained file) which file they are being loaded from, so that a
-    pretrained path relative to the checkpoint can be resolved."""
-    sd = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
-    for entry in (getattr(sd, '_metadata', None) or {}).values():
-        if isinstance(entry, dict) and 'pretrained' in entry:
+    """Tell the model (the root metadata entry) and its prompt-tuned
+    backbones (entries with a recorded pretrained file or settings) which
+    file they are being loaded from: a pretrained path relative to the
+    checkpoint is resolved from it, and errors name it."""
+    sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    for name, entry in (getattr(sd, '_metadata', None) or {}).items():
+        if isinstance(entry, dict) and (
+                name == '' or 'pretrained' in entry or SETTINGS_KEY in entry):
             entry[SOURCE_FILE_KEY] = path
 
 

@@ -147,7 +147,8 @@ def test_checkpoint_of_another_model_is_refused(env, trained):
                str(env['tmp'] / 'bad'), '--cfg-options'] + env['opts'] +
               ['model.backbone.num_prompts=4'], ROOT)
     assert res.returncode != 0
-    assert 'CheckpointMismatchError' in res.stderr
+    assert 'MethodMismatchError' in res.stderr  # a CheckpointMismatchError
+    assert 'num_prompts: checkpoint 8, this model 4' in res.stderr
     assert 'backbone.prompts: checkpoint (4, 8, 96) vs model (4, 4, 96)' \
         in res.stderr
 
