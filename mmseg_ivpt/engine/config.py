@@ -178,7 +178,9 @@ def repoint_variables(cfg, before: dict, options) -> dict:
 #: OpenMMLab's runners and tools read beside them
 OTHER_KNOWN_KEYS = frozenset({
     'custom_imports', 'model_wrapper_cfg', 'compile', 'runner_type',
-    'strategy', 'tta_model', 'tta_pipeline', 'vis_backends', 'dist_params',
+    'strategy', 'sync_bn', 'find_unused_parameters',
+    'activation_checkpointing', 'efficient_conv_bn_eval', 'tta_model',
+    'tta_pipeline', 'vis_backends', 'dist_params',
 })
 #: the prefix of an option that adds a top-level key on purpose
 #: (``+my_key=1``, Hydra's spelling)
