@@ -122,8 +122,8 @@ def test_train_resumes_a_killed_run_at_its_last_epoch(shipped):
         assert f.read().strip() == str(work / f'epoch_{EPOCHS}.pth')
 
 
-def test_protocol_resumes_a_killed_run_and_status_names_options(shipped,
-                                                               capsys):
+def test_protocol_resumes_a_killed_run_and_status_names_options(
+        shipped, capsys, monkeypatch):
     root = shipped['tmp'] / 'runs'
     sweep = ['sweep', shipped['cfg'], '--lrs', '1', '--wds', '0',
              '--work-root', root]
@@ -147,6 +147,7 @@ def test_protocol_resumes_a_killed_run_and_status_names_options(shipped,
 
     # status without the sweep's options (tools/protocol.py's main here: it
     # trains nothing): the finished run is not "failed", and not to remove
+    monkeypatch.syspath_prepend(str(shipped['tmp'] / 'hooks'))  # its hook
     code, _ = protocol_main('status', shipped['cfg'], '--lrs', '1', '--wds',
                             '0', '--work-root', str(root))
     out = capsys.readouterr().out
