@@ -5,7 +5,8 @@
 # Table 5's BS 16) and the method's tensors at the same lr 0.001 (Table 5's
 # LR; the paper states no multiplier for them, unlike this toolbox's ViT-L
 # configs, which train them at x1000). Prompt-only checkpoints. The method:
-# each config of configs/gapt_ade20k/.
+# each config of configs/gapt_ade20k/. One GPU trains batch 2: how to match
+# the 16, docs/segmentation.md ("Batch 16 is 8 GPUs x 2 images").
 _base_ = ['./models/setr_pup_vitb16.py']
 
 custom_hooks = [dict(type='PromptOnlyCheckpointHook')]

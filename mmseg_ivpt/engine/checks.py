@@ -45,8 +45,8 @@ def check_data(cfg, loaders: Iterable[str]) -> List[Tuple[dict, dict]]:
                 raise ConfigError(
                     f'{where}.data_root={root!r} does not exist. Point it at '
                     f'your data (in the config, or with --cfg-options '
-                    f'{where}.data_root=PATH); docs/data.md says how to '
-                    f'prepare it')
+                    f'{_data_root_option(cfg, root, where)}); docs/data.md '
+                    'says how to prepare it')
             prefix = ds.get('data_prefix') or {}
             # mmseg: a dict of folders; mmpretrain also takes one folder
             paths = dict(prefix) if isinstance(prefix, dict) \
@@ -62,6 +62,21 @@ def check_data(cfg, loaders: Iterable[str]) -> List[Tuple[dict, dict]]:
                         f'{where}: {key}={rel!r} not found under data_root '
                         f'{root!r} ({path})')
     return check_data_fits(cfg, loaders)
+
+
+def _data_root_option(cfg, root: str, where: str) -> str:
+    """The option that fixes a missing ``data_root`` of ``where``: the
+    config's own ``data_root`` variable where the data set's folder is
+    derived from it (``--cfg-options data_root=PATH`` reaches every split,
+    :func:`~.config.repoint_data_root`), else the data set's key."""
+    var = cfg.get('data_root')
+    if isinstance(var, str) and var and (
+            root == var or root.startswith(var.rstrip('/') + '/')):
+        under = root[len(var):].lstrip('/')
+        return ('data_root=PATH, which every split follows' +
+                (f' (here: PATH/{under})' if under else '') +
+                f'; {where}.data_root=PATH sets this split alone')
+    return f'{where}.data_root=PATH'
 
 
 def _heads(model: dict, keys: Sequence[str]) -> List[tuple]:

@@ -5,8 +5,9 @@ options that reach the values a config variable was substituted into
 (:func:`repoint_variables`). What the tools repair in a config afterwards
 is :mod:`.config_repair`.
 """
+import difflib
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence
 
 from ..models.vit import resolve_arch
 from .checks import ConfigError
@@ -172,6 +173,66 @@ def repoint_variables(cfg, before: dict, options) -> dict:
     return done
 
 
+#: top-level keys an option may add although the config has none: what
+#: mmengine's ``Runner.from_cfg`` reads (:func:`runner_keys`) and the keys
+#: OpenMMLab's runners and tools read beside them
+OTHER_KNOWN_KEYS = frozenset({
+    'custom_imports', 'model_wrapper_cfg', 'compile', 'runner_type',
+    'strategy', 'sync_bn', 'find_unused_parameters',
+    'activation_checkpointing', 'efficient_conv_bn_eval', 'tta_model',
+    'tta_pipeline', 'vis_backends', 'dist_params',
+})
+#: the prefix of an option that adds a top-level key on purpose
+#: (``+my_key=1``, Hydra's spelling)
+NEW_KEY = '+'
+
+
+def runner_keys() -> FrozenSet[str]:
+    """The top-level keys mmengine's runner reads (the arguments of
+    ``Runner.__init__``, which ``Runner.from_cfg`` takes from the config:
+    ``work_dir``, ``resume``, ``load_from``, ``randomness``, ``env_cfg``,
+    ``default_hooks``, ``custom_hooks``, ``launcher`` ...) and
+    :data:`OTHER_KNOWN_KEYS`."""
+    import inspect
+
+    from mmengine.runner import Runner
+    args = set(inspect.signature(Runner.__init__).parameters) - {'self',
+                                                                 'cfg'}
+    return frozenset(args) | OTHER_KNOWN_KEYS
+
+
+def check_option_keys(cfg, options: dict) -> dict:
+    """``options`` with their top-level keys checked: each must be a key of
+    ``cfg`` or one the runner reads (:func:`runner_keys`), else a
+    :class:`ConfigError` naming it, the closest known keys and how to add a
+    key on purpose (the prefix :data:`NEW_KEY`: ``+my_key=...``). Returns
+    the options with that prefix taken off."""
+    out, unknown = {}, []
+    known = set(cfg.keys()) | runner_keys()
+    for key, value in options.items():
+        if key.startswith(NEW_KEY):
+            out[key[len(NEW_KEY):]] = value
+            continue
+        top = key.split('.', 1)[0]
+        if top not in known:
+            unknown.append((key, top))
+        out[key] = value
+    if unknown:
+        where = getattr(cfg, 'filename', None) or 'the config'
+        said = []
+        for key, top in unknown:
+            near = difflib.get_close_matches(top, sorted(known), n=3,
+                                             cutoff=0.6)
+            hint = f' (did you mean {" or ".join(near)}?)' if near else ''
+            said.append(f'{key}: {top!r} is neither a key of {where} nor '
+                        f'one mmengine\'s runner reads{hint}')
+        raise ConfigError(
+            '--cfg-options ' + '; '.join(said) + '. To add a new top-level '
+            f'key on purpose, write it with a leading {NEW_KEY!r}: '
+            f'--cfg-options {NEW_KEY}{unknown[0][0]}=...')
+    return out
+
+
 def apply_cfg_options(cfg, options: Optional[dict]) -> Dict[str, int]:
     """``--cfg-options`` applied to ``cfg`` (in place) the one way every tool
     of this toolbox applies them (``tools/train.py``, ``test.py``,
@@ -179,11 +240,15 @@ def apply_cfg_options(cfg, options: Optional[dict]) -> Dict[str, int]:
     preset an option reaches into is written out first
     (:func:`expand_arch_presets`), the options are merged, and the config
     variables of :data:`REPOINTED` carry their new value into the settings
-    derived from them (:func:`repoint_variables`). An option mmengine cannot
-    merge is a :class:`ConfigError` naming it. Returns
+    derived from them (:func:`repoint_variables`). An option whose
+    top-level key neither the config nor mmengine's runner has (a typo:
+    ``trian_cfg.max_iters=2``), unless written ``+key=...``
+    (:func:`check_option_keys`), and an option mmengine cannot merge are
+    each a :class:`ConfigError` naming it. Returns
     :func:`repoint_variables`' count of what was repointed."""
     if not options:
         return {}
+    options = check_option_keys(cfg, options)
     before = {name: cfg.get(name) for name in REPOINTED}
     expand_arch_presets(cfg, options)
     try:

@@ -1,6 +1,6 @@
 """What ``tools/`` repair in a config before the runner is built, so that
 the same config runs where it is: CPU-only multi-process training (gloo),
-mmengine settings PyTorch refuses, the checksum hook every run gets, and
+mmengine settings PyTorch refuses, the hooks every run gets, and
 the annotation checks :func:`.checks.check_data` asks for
 (:func:`arm_annotation_checks`). Reading a config and applying
 ``--cfg-options`` is :mod:`.config`.
@@ -60,13 +60,21 @@ def fix_persistent_workers(cfg) -> List[str]:
     return changed
 
 
-def add_checksum_hook(cfg) -> None:
-    """Every checkpoint a run writes carries a checksum of its tensors
-    (``CheckpointChecksumHook``), whatever ``custom_hooks`` says."""
+#: the hooks every training gets (:func:`add_run_hooks`)
+RUN_HOOKS = ('CheckpointChecksumHook', 'ResumedScheduleHook')
+
+
+def add_run_hooks(cfg) -> None:
+    """Every training gets the hooks of :data:`RUN_HOOKS`, whatever
+    ``custom_hooks`` says: each checkpoint it writes carries a checksum of
+    its tensors (``CheckpointChecksumHook``), and a resume that keeps the
+    checkpoint's lr schedule over the config's says so
+    (``ResumedScheduleHook``)."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(isinstance(h, dict) and h.get('type') ==
-               'CheckpointChecksumHook' for h in hooks):
-        hooks.append(dict(type='CheckpointChecksumHook'))
+    for name in RUN_HOOKS:
+        if not any(isinstance(h, dict) and h.get('type') == name
+                   for h in hooks):
+            hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
 
 

@@ -1,5 +1,7 @@
 """Prompt-only checkpoints: save what training changed, not the frozen
-encoder; and a checksum of every checkpoint."""
+encoder; a checksum of every checkpoint; and a word where a resumed run
+keeps the checkpoint's lr schedule instead of the config's."""
+import logging
 import os.path as osp
 
 from mmengine.hooks import Hook
@@ -81,3 +83,77 @@ class CheckpointChecksumHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         add_checksum(checkpoint)
+
+
+#: what a parameter scheduler's config sets and its state keeps (mmengine
+#: restores the whole state on resume, these included)
+SCHEDULE_KEYS = ('by_epoch', 'begin', 'end', 'T_max', 'total_iters',
+                 'eta_min', 'eta_min_ratio', 'power', 'start_factor',
+                 'end_factor', 'factor', 'gamma', 'milestones', 'step_size')
+
+
+def _schedule(scheduler) -> dict:
+    return {k: getattr(scheduler, k) for k in SCHEDULE_KEYS
+            if hasattr(scheduler, k)}
+
+
+def _schedulers(runner) -> list:
+    """The runner's parameter schedulers, flat (a dict of lists per
+    optimizer: in its order)."""
+    s = runner.param_schedulers or []
+    if isinstance(s, dict):
+        return [x for v in s.values() for x in v]
+    return list(s)
+
+
+@HOOKS.register_module()
+class ResumedScheduleHook(Hook):
+    """A run resumed (``--resume``) with another schedule than its
+    checkpoint's, e.g. a larger ``max_iters`` / ``max_epochs`` and the
+    scheduler's ``end`` with it: mmengine restores each parameter
+    scheduler's state as it was saved, ``begin`` / ``end`` / ``T_max``
+    included, so the checkpoint's schedule wins and, past its end, the lr
+    stays at its last value. This hook says so at the start of training,
+    scheduler by scheduler, with what it means for the run and how to get
+    the config's schedule instead. It changes nothing.
+
+    ``tools/train.py`` adds it to every training
+    (:func:`~mmseg_ivpt.engine.config_repair.add_run_hooks`).
+    """
+
+    priority = 'LOWEST'
+
+    def before_run(self, runner) -> None:
+        # the schedulers as the config built them, before load_or_resume
+        self._config = [_schedule(s) for s in _schedulers(runner)]
+
+    def before_train(self, runner) -> None:
+        from mmengine.logging import print_log
+        said = []
+        loop = runner.train_loop
+        for i, (cfg, s) in enumerate(zip(getattr(self, '_config', []),
+                                         _schedulers(runner))):
+            now = _schedule(s)
+            diff = [f'{k} {now[k]} (this config: {cfg[k]})' for k in cfg
+                    if k in now and now[k] != cfg[k]]
+            if not diff:
+                continue
+            epochs = now.get('by_epoch', False)
+            length = loop.max_epochs if epochs else loop.max_iters
+            unit = 'epoch' if epochs else 'iteration'
+            stays = ''
+            if now.get('end', length) < length:
+                stays = (f'; it ends at {unit} {now["end"]} of {length}: '
+                         f'from there the lr stays at its last value')
+            said.append(f'param_scheduler[{i}] {type(s).__name__}: '
+                        + ', '.join(diff) + stays)
+        if said:
+            print_log(
+                '--resume: the checkpoint\'s lr schedule replaces this '
+                'config\'s (mmengine restores each parameter scheduler as '
+                'it was saved, its begin / end / T_max too): ' +
+                '; '.join(said) + '. To train on this config\'s schedule '
+                'from the checkpoint\'s weights instead, start a new run '
+                'without --resume and with --cfg-options load_from=CKPT '
+                '(the weights only: a new optimizer and schedule, from '
+                'iteration 0).', logger='current', level=logging.WARNING)

@@ -13,7 +13,7 @@ from typing import List, Optional
 from .checks import ConfigError, check_data, check_model
 from .config import read_config
 from .config_repair import (
-    add_checksum_hook,
+    add_run_hooks,
     arm_annotation_checks,
     fix_persistent_workers,
     setup_cpu_distributed,
@@ -31,7 +31,7 @@ def prepare(cfg, mode: str) -> None:
     fix_persistent_workers(cfg)
     if mode == 'train':
         import mmseg_ivpt  # noqa: F401  (registers the hook)
-        add_checksum_hook(cfg)
+        add_run_hooks(cfg)
     setup_cpu_distributed(cfg)
 
 

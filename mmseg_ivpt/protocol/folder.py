@@ -161,6 +161,62 @@ def write_json(path: str, obj: dict):
     write_text(path, json.dumps(obj, indent=1))
 
 
+def _option_value(value) -> str:
+    """``value`` as ``--cfg-options`` (mmengine's ``DictAction``) reads it
+    back: lists and tuples in brackets, no spaces."""
+    if isinstance(value, (list, tuple)):
+        inner = ','.join(_option_value(v) for v in value)
+        return f'[{inner}]' if isinstance(value, list) else f'({inner})'
+    return str(value)
+
+
+def options_text(options: Optional[dict]) -> str:
+    """``--cfg-options K=V ...`` of ``options`` as a shell takes them
+    (quoted where needed); '' for none."""
+    import shlex
+    if not options:
+        return ''
+    return '--cfg-options ' + ' '.join(
+        shlex.quote(f'{k}={_option_value(v)}') for k, v in options.items())
+
+
+def ran_with(work_dir: str) -> Optional[dict]:
+    """The ``--cfg-options`` the run in ``work_dir`` was made with, as its
+    ``result.json`` (else ``protocol.json``) records them; None where
+    neither records them."""
+    for name in (RESULT, STARTED):
+        rec = read_json(osp.join(work_dir, name)) or {}
+        rec = rec if name == RESULT else rec.get('record') or {}
+        if isinstance(rec.get('cfg_options'), dict):
+            return rec['cfg_options']
+    return None
+
+
+def other_options(work_dir: str, options: Optional[dict] = None) -> str:
+    """What to do about the run in ``work_dir`` made under another config
+    than the one asked for (``options``: the ``--cfg-options`` asked with;
+    None: unknown): the options it ran with, those that differ, and how to
+    reach it. Never advises removing it."""
+    got = ran_with(work_dir)
+    if got is None:
+        return ('its folder does not record the options it ran with (see its '
+                f'{CONFIG})')
+    said = (f'it ran with {options_text(got)}' if got
+            else 'it ran without --cfg-options')
+    if options is None:
+        return said + ' (pass the same to use it)'
+    mine = options or {}
+    differ = [k for k in dict.fromkeys([*got, *mine])
+              if k not in got or k not in mine or got[k] != mine[k]]
+    if not differ:
+        return (said + ', as asked now: its config file, the method or the '
+                "toolbox's defaults changed since (compare its "
+                f'{CONFIG})')
+    return (said + ' (differing: ' + ', '.join(differ) + '); pass ' +
+            (options_text(got) if got else 'no --cfg-options') +
+            ' to use it')
+
+
 def finished_run(work_dir: str, digest: str) -> Optional[RunResult]:
     """The result of a finished run of this exact config, else None. A run
     of another config in ``work_dir`` is an error (never overwritten)."""
@@ -170,9 +226,9 @@ def finished_run(work_dir: str, digest: str) -> Optional[RunResult]:
     got = res.config_digest
     if got != digest:
         raise RunConflictError(
-            f'{work_dir} holds a finished run of another config (digest '
-            f'{got}, this one {digest}); remove it or pass another '
-            '--work-root')
+            f'{work_dir} holds a run finished under another config (digest '
+            f'{got}, this one {digest}): {other_options(work_dir)}; or pass '
+            'another --work-root to train this one beside it')
     return res
 
 
@@ -194,8 +250,9 @@ def check_folder(work_dir: str, digest: str) -> Optional[float]:
     if got and got != digest:
         raise RunConflictError(
             f'{work_dir} holds an unfinished run of another config (digest '
-            f'{got}, this one {digest}); remove it or pass another '
-            '--work-root')
+            f'{got}, this one {digest}): {other_options(work_dir)} to '
+            'resume it; or pass another --work-root to train this one '
+            'beside it')
     return None
 
 
@@ -294,19 +351,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_state(work_dir: str, digest: str,
-              queue: Dict[str, str]) -> Tuple[str, str]:
+def run_state(work_dir: str, digest: str, queue: Dict[str, str],
+              options: Optional[dict] = None) -> Tuple[str, str]:
     """(state, detail) of the run of config ``digest`` in ``work_dir``:
     ``done`` (detail: top-1 and time), ``running`` (a live local process or
     a running Slurm task), ``pending`` (not started, or queued in Slurm),
-    ``failed`` (started and neither finished nor running: interrupted,
-    crashed, cancelled; or a folder of another config). ``queue``: Slurm's
+    ``other`` (finished under another config: the detail says with which
+    ``--cfg-options``, against ``options``, those asked with), ``failed``
+    (started and neither finished nor running: interrupted, crashed,
+    cancelled; or an unfinished run of another config). ``queue``: Slurm's
     ``{job_task: state}`` (:func:`.launch.slurm_queue`), {} without
     Slurm."""
     try:
         done = finished_run(work_dir, digest)
-    except RunConflictError as e:
-        return 'failed', str(e)
+    except RunConflictError:
+        res = read_result(work_dir)
+        return 'other', (f'finished under another config (top-1 '
+                         f'{res.top1:.2f}): '
+                         f'{other_options(work_dir, options)}')
     if done is not None:
         return 'done', f'top-1 {done.top1:.2f}' + (
             f' in {done.seconds:.0f}s' if done.seconds is not None else '')
@@ -326,7 +388,8 @@ def run_state(work_dir: str, digest: str,
         return 'running', f'pid {running["pid"]}'
     started = read_json(osp.join(work_dir, STARTED))
     if started and started.get('config_digest') not in (None, digest):
-        return 'failed', f'{work_dir} holds a run of another config'
+        return 'failed', ('an unfinished run of another config: '
+                          f'{other_options(work_dir, options)}')
     if running or log_tail(work_dir):
         return 'failed', 'started, not finished, not running' + (
             f' (Slurm job {job})' if job else '')

@@ -391,10 +391,11 @@ def status_report(runs: Sequence[Run], stream=None,
     the runs running at once. Returns them as a :class:`StatusReport`."""
     stream = stream or sys.stdout
     q = slurm_queue()
-    counts = dict(done=0, running=0, pending=0, failed=0)
+    counts = dict(done=0, running=0, pending=0, failed=0, other=0)
     found = []
     for r in runs:
-        state, detail = run_state(r.work_dir, r.digest, q)
+        state, detail = run_state(r.work_dir, r.digest, q,
+                                  r.record.get('cfg_options') or {})
         counts[state] += 1
         stage = osp.basename(osp.dirname(r.work_dir))
         print(f'{state:8} {r.task} {stage}/{r.name}  {detail}', file=stream)
@@ -405,7 +406,10 @@ def status_report(runs: Sequence[Run], stream=None,
         found.append(RunStatus(r, state, detail, lines, secs))
     times = [s.seconds for s in found if s.seconds is not None]
     left = counts['running'] + counts['pending'] + counts['failed']
-    line = ', '.join(f'{n} {s}' for s, n in counts.items())
+    line = ', '.join(f'{n} {s}' for s, n in counts.items() if s != 'other')
+    if counts['other']:
+        line += (f', {counts["other"]} finished under another config (not '
+                 'counted: see the options they ran with)')
     if not left:
         eta = 'nothing left'
     elif times:

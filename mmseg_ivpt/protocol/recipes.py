@@ -178,14 +178,17 @@ EXPRESS_TOKENS = 20
 
 def _m(recipe: str, backbone: Optional[dict] = None,
        per_task: Optional[str] = None, ssl: Optional[str] = None,
-       replace_backbone=False) -> dict:
+       replace_backbone=False, save_every: Optional[int] = None) -> dict:
     """``per_task``: whose per-task settings (:data:`PER_TASK`) the method
     takes; None: none (the recipe is the same on every task).
     ``vpt_tokens`` and ``table5`` say the same for the recipe tables of
-    docs/reproduction.md (VPT's per-task N, GaPT Table 5)."""
+    docs/reproduction.md (VPT's per-task N, GaPT Table 5). ``save_every``:
+    the checkpoint interval in epochs, where not the config's (every
+    epoch): a method whose checkpoint is the whole model."""
     return dict(recipe=recipe, backbone=backbone or {}, per_task=per_task,
                 ssl=ssl, replace_backbone=replace_backbone,
-                vpt_tokens=per_task == 'vpt', table5=per_task == 'gapt')
+                vpt_tokens=per_task == 'vpt', table5=per_task == 'gapt',
+                save_every=save_every)
 
 
 #: method name -> recipe and backbone overrides of the iVPT task config.
@@ -207,8 +210,9 @@ METHODS: Dict[str, dict] = {
     'linear': _m('linear', dict(num_prompts=0, prompt_dropout=0., **_OFF)),
     'bias': _m('finetune', dict(num_prompts=0, finetune='bias',
                                 prompt_dropout=0., **_OFF)),
+    # the whole ViT and AdamW's two moments: ~1 GB a checkpoint on ViT-B
     'full': _m('finetune', dict(num_prompts=0, finetune='full',
-                                prompt_dropout=0., **_OFF)),
+                                prompt_dropout=0., **_OFF), save_every=10),
     # Table 6: iVPT and VPT-deep on self-supervised ViT-B/16
     'ivpt_mae': _m('prompt', per_task='ivpt', ssl='mae'),
     'ivpt_mocov3': _m('prompt', per_task='ivpt', ssl='mocov3'),
@@ -364,6 +368,8 @@ def apply_method(cfg, method: str):
         cfg.model.backbone = new
     else:
         bb.update(over)
+    if m['save_every']:
+        cfg.default_hooks.checkpoint.interval = m['save_every']
     if row is None or row.lr is None:
         _apply_recipe(cfg, RECIPES[m['recipe']])
     else:  # Table 5's batch, and its lr as the config's one point

@@ -298,3 +298,6 @@ def test_cfg_options_data_root_reaches_the_data_sets(tmp_path):
     assert res.returncode != 0
     assert f"train_dataloader.dataset.data_root='{missing}/CUB_200_2011' " \
         'does not exist' in res.stderr, res.stderr[-3000:]
+    # the option that fixes every split: the config's data_root variable
+    assert ('--cfg-options data_root=PATH, which every split follows (here: '
+            'PATH/CUB_200_2011)') in res.stderr, res.stderr[-3000:]

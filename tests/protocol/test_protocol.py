@@ -200,6 +200,11 @@ def test_full_finetune_variant_and_unknown_method():
     cfg = apply_method(Config.fromfile(EUROSAT), 'full')
     n = count_parameters(build_model_on_meta(cfg))
     assert n['trainable'] == n['total']
+    # its checkpoint is the whole ViT (docs/cluster.md): every 10 epochs,
+    # where a prompt-only one is written every epoch
+    assert cfg.default_hooks.checkpoint.interval == 10
+    ivpt = apply_method(Config.fromfile(EUROSAT), 'ivpt')
+    assert ivpt.default_hooks.checkpoint.interval == 1
     with pytest.raises(ValueError, match='method='):
         apply_method(Config.fromfile(EUROSAT), 'lora')
     assert set(METHODS) >= {'ivpt', 'linear', 'full', 'bias', 'vpt_shallow',
