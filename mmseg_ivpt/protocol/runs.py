@@ -39,6 +39,13 @@ __all__ = ['Run', 'config_digest', 'grid_digest', 'split_batch',
 
 
 def config_digest(cfg) -> str:
+    """What a run is: the digest of its config, the checkpoint hook's
+    settings left out (how often a run saves and how many files it keeps
+    change nothing it computes; docs/cluster.md)."""
+    hooks = cfg.get('default_hooks')
+    if hooks is not None and 'checkpoint' in hooks:
+        cfg = copy.deepcopy(cfg)
+        cfg.default_hooks.pop('checkpoint')
     return hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16]
 
 

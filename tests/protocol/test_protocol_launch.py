@@ -3,12 +3,14 @@ and the Slurm launcher's dry run. The local pool (`--workers 2` against
 the sequential sweep): tests/protocol/test_protocol.py
 (test_sweep_final_report); the Slurm launcher on a real cluster:
 tests/protocol/test_slurm_protocol.py."""
+import copy
 import json
 import os
 import os.path as osp
 import sys
 
 import pytest
+from mmengine.config import Config
 from test_protocol import EUROSAT, ROOT
 
 
@@ -118,3 +120,23 @@ def test_status_of_paper_lr_finals(tmp_path, capsys):
     assert protocol_main(*some)[0] == 0
     assert 'its final runs wait for the sweep' in capsys.readouterr().out
     assert not os.listdir(tmp_path)  # status writes nothing
+
+
+def test_save_cadence_is_not_part_of_what_a_run_is():
+    """How often a run saves changes nothing it computes: a run resumed or
+    counted under another checkpoint interval is the same run; any other
+    option (here the lr) makes it another."""
+    from mmseg_ivpt.protocol.runs import config_digest, grid_digest
+    cfg = Config(dict(
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1,
+                                           max_keep_ckpts=1)),
+        optim_wrapper=dict(optimizer=dict(lr=0.1, weight_decay=0.))))
+    other = copy.deepcopy(cfg)
+    other.default_hooks.checkpoint.interval = 100
+    del other.default_hooks.checkpoint.max_keep_ckpts
+    assert config_digest(other) == config_digest(cfg)
+    assert grid_digest(other) == grid_digest(cfg)
+    assert cfg.default_hooks.checkpoint.interval == 1  # not changed
+    other.optim_wrapper.optimizer.lr = 0.2
+    assert config_digest(other) != config_digest(cfg)
+    assert grid_digest(other) == grid_digest(cfg)
