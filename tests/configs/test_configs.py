@@ -10,7 +10,14 @@ import re
 import pytest
 import torch
 from ivpt_helpers import IMG, PATCH, TINY, timm_vit, to_npz
-from ivpt_runs import ROOT, make_fgvc, make_vtab, ok, run_tool
+from ivpt_runs import (
+    ROOT,
+    make_cityscapes,
+    make_fgvc,
+    make_vtab,
+    ok,
+    run_tool,
+)
 from mmengine.config import Config
 
 from mmseg_ivpt.analysis.params import build_model_on_meta, count_parameters
@@ -146,12 +153,13 @@ def test_fgvc_mean_trainable_parameters():
 # ------------------------------------------------ data pipelines of configs
 @pytest.fixture(scope='module')
 def generated_data(tmp_path_factory):
-    """Tiny data for every shipped config: ADE20K layout (shapes), all 19
+    """Tiny data for every shipped config: ADE20K and Cityscapes layouts (shapes), all 19
     VTAB-1k task folders, all 5 FGVC folders."""
     from mmseg_ivpt.datasets import FGVC_DATASETS, VTAB_TASKS
     from mmseg_ivpt.datasets.shapes import generate_shapes_dataset
     root = tmp_path_factory.mktemp('data')
     generate_shapes_dataset(str(root / 'ade'), num_train=2, num_val=2)
+    make_cityscapes(root / 'cityscapes', num_train=2, num_val=2)
     for task, (_, n) in VTAB_TASKS.items():
         make_vtab(root / 'vtab', task=task, n=3,
                   labels=[i % n for i in range(3)])
@@ -172,6 +180,8 @@ def _point_at(cfg, generated, path):
             # our generated files keep images under images/
             ds.img_prefix = 'images'
             assert ds.name in FGVC_DATASETS
+        elif ds.type == 'CityscapesDataset':
+            ds.data_root = str(generated / 'cityscapes')
         else:
             ds.data_root = str(generated / 'ade')
     return cfg
