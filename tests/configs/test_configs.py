@@ -153,8 +153,8 @@ def test_fgvc_mean_trainable_parameters():
 # ------------------------------------------------ data pipelines of configs
 @pytest.fixture(scope='module')
 def generated_data(tmp_path_factory):
-    """Tiny data for every shipped config: ADE20K and Cityscapes layouts (shapes), all 19
-    VTAB-1k task folders, all 5 FGVC folders."""
+    """Tiny data for every shipped config: ADE20K and Cityscapes layouts
+    (shapes), all 19 VTAB-1k task folders, all 5 FGVC folders."""
     from mmseg_ivpt.datasets import FGVC_DATASETS, VTAB_TASKS
     from mmseg_ivpt.datasets.shapes import generate_shapes_dataset
     root = tmp_path_factory.mktemp('data')
