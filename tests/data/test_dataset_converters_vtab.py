@@ -582,3 +582,97 @@ def test_rerun_checks_the_images_hashes(tfds_dir, tmp_path):
     sums = (task / 'images.sha256').read_text().splitlines()
     assert len(sums) == 15 and sums[0].endswith('  images/train800/'
                                                 '000000.png')
+
+
+def _png(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(path)
+
+
+def _vtab_by_hand(d, n_train, n_val, test_labels):
+    """A VTAB-1k task folder written here: white training images, black
+    test images with ``test_labels``."""
+    tr = [f'images/tr{i}.png {i % 2}\n' for i in range(n_train)]
+    va = [f'images/va{i}.png 1\n' for i in range(n_val)]
+    for i in range(n_train):
+        _png(d / 'images' / f'tr{i}.png', 255)
+    for i in range(n_val):
+        _png(d / 'images' / f'va{i}.png', 200)
+    _png(d / 'images' / 'te.png', 0)
+    te = []
+    for i, label in enumerate(test_labels):
+        os.link(d / 'images' / 'te.png', d / 'images' / f'te{i}.png')
+        te.append(f'images/te{i}.png {label}\n')
+    for name, lines in (('train800', tr), ('val200', va),
+                        ('train800val200', tr + va), ('test', te)):
+        (d / f'{name}.txt').write_text(''.join(lines))
+
+
+@pytest.mark.slow
+def test_verify_checks_classes_and_checksums(converted, tmp_path):
+    """Issue 29.13, as a user runs verify.py: a test split of Table 17's
+    size with 2 of kitti's 4 classes; a converted folder whose txt file and
+    image changed after the conversion (the manifest's checksums)."""
+    root = tmp_path / 'vtab'
+    _vtab_by_hand(root / 'kitti', 4, 2, [k % 2 for k in range(711)])
+    task = root / 'smallnorb_ele'
+    shutil.copytree(osp.join(converted['out'], 'smallnorb_ele'), task)
+    lines = (task / 'test.txt').read_text().splitlines(True)
+    rel, label = lines[0].split()
+    lines[0] = f'{rel} {(int(label) + 1) % 9}\n'  # a label changed
+    (task / 'test.txt').write_text(''.join(lines))
+    rel = lines[1].split()[0]
+    a = np.asarray(Image.open(task / rel)).copy()
+    a[0, 0] ^= 1  # one pixel changed: decodes, not the converted image
+    Image.fromarray(a).save(task / rel)
+    res = run_tool('dataset_converters/verify.py', root, '--no-counts',
+                   cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    out = res.stdout.splitlines()
+    t = str(task)
+    assert sorted(out) == sorted([
+        f"{root}/kitti/test.txt: uses 2 of the 4 classes; VTAB-1k kitti's "
+        f'test split has every class (a subset or another data set?)',
+        f'{t}/test.txt: its sha256 is not the one {t}/manifest.json records '
+        f'(changed after the conversion)',
+        f'{t}/test.txt:2: image {t}/{rel} is not the one converted: its '
+        f"sha256 differs from {t}/images.sha256's"]), out
+
+
+def test_verify_counts_the_files_lines(tmp_path, monkeypatch):
+    """Issue 29.13: the counts are the file's (the lines the loader reads;
+    every JSON entry), not the entries parsed; a JSON key twice is named;
+    FGVC's train and test of Table 17's size use every class."""
+    from mmseg_ivpt.datasets.converters import fgvc
+    from mmseg_ivpt.datasets.converters import verify as verify_mod
+    monkeypatch.setattr(verify_mod, 'TRAIN_SIZE', 4)
+    monkeypatch.setattr(verify_mod, 'VAL_SIZE', 2)
+    monkeypatch.setitem(verify_mod.VTAB_TEST_SIZES, 'kitti', 5)
+    d = tmp_path / 'vtab' / 'kitti'
+    _vtab_by_hand(d, 3, 2, [0, 1, 2, 3, 0])
+    with open(d / 'train800.txt', 'a') as f:  # 4 lines, 3 images
+        f.write('images/tr0.png 0\n')
+    (d / 'train800val200.txt').write_text(
+        (d / 'train800.txt').read_text() + (d / 'val200.txt').read_text())
+    _, problems = verify(str(tmp_path / 'vtab'))
+    assert problems == [
+        f'{d}/train800.txt:4: image {d}/images/tr0.png listed twice (first '
+        f'{d}/train800.txt:1)',
+        f'{d}/train800val200.txt:4: image {d}/images/tr0.png listed twice '
+        f'(first {d}/train800val200.txt:1)'], problems  # 4 and 6: right
+    monkeypatch.setitem(fgvc.TABLE17, 'cub', (3, 1, 2))
+    cub = tmp_path / 'CUB_200_2011'
+    for split, ann in (('train', [('a', 1), ('b', 2), ('a', 1)]),
+                       ('val', [('c', 1)]), ('test', [('d', 1), ('e', 2)])):
+        for k, _ in ann:
+            _png(cub / 'images' / f'{k}.png', 9 if split == 'test' else 99)
+        (cub / f'{split}.json').write_text('{\n' + ',\n'.join(
+            f' "{k}.png": {v}' for k, v in ann) + '\n}\n')
+    _, problems = verify(str(cub))
+    assert problems == [
+        f'{cub}/train.json:4: image a.png listed twice (first '
+        f'{cub}/train.json:2); JSON keeps only the last',
+        f"{cub}/train.json: uses 2 of the 200 classes; cub's train split has "
+        f'every class (a subset or another data set?)',
+        f"{cub}/test.json: uses 2 of the 200 classes; cub's test split has "
+        f'every class (a subset or another data set?)'], problems

@@ -28,7 +28,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .common import ConversionError, atomic_write_json
+from .common import ConversionError, atomic_write_json, checksums
 
 #: name -> (folder, image folder) as the configs read them
 FOLDERS = OrderedDict([
@@ -505,6 +505,7 @@ def convert(name: str, src: str, out: str, splits_dir: Optional[str] = None,
     atomic_write_json(osp.join(folder, 'manifest.json'), dict(
         name=name, source=official.source, split=how, seed=seed,
         counts=counts, table17=dict(zip(('train', 'val', 'test'),
-                                        TABLE17[name]))))
+                                        TABLE17[name])),
+        json_sha256=checksums(folder, OUTPUTS[:3])))
     log(f'{name}: {how}: {counts} -> {folder}')
     return folder
