@@ -75,4 +75,13 @@ def prediction_json(info: TaskInfo, pred, image: Optional[str] = None,
     return e
 
 
-__all__ = ['TaskInfo', 'label_mask', 'mask_png', 'prediction_json']
+def error_json(task: str, error: str, image: Optional[str] = None) -> dict:
+    """The JSON entry of an image that got no prediction: ``image`` (if
+    given), ``task`` and ``error`` (what is wrong, naming the image)."""
+    e = {} if image is None else dict(image=image)
+    e.update(task=task, error=error)
+    return e
+
+
+__all__ = ['TaskInfo', 'error_json', 'label_mask', 'mask_png',
+           'prediction_json']

@@ -375,10 +375,59 @@ def test_multitask_infer_tool(trained, bank, tmp_path):
     res = subprocess.run(cmd[:3] + [f"cub={tmp_path / 'notes.jpg'}"],
                          cwd=cwd, capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and 'Traceback' not in res.stderr
-    assert 'cannot read image' in res.stderr and 'notes.jpg' in res.stderr
+    assert f"error: {tmp_path / 'notes.jpg'}: not an image" in res.stderr
     res = subprocess.run(cmd[:3] + ['shapes:' + imgs['cub'][0]], cwd=cwd,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and 'is not TASK=IMAGE' in res.stderr
+
+
+def test_multitask_infer_bad_images(trained, bank, tmp_path):
+    """Issue 29.12: an empty file, a text file, an image over --max-pixels
+    and one whose header says 10000 x 10000 each get a named error entry
+    in predictions.json, read from the header before decoding; the other
+    images of their batches and of later batches are predicted."""
+    from test_images import huge_png
+    imgs = trained['imgs']
+    (tmp_path / 'empty.png').write_bytes(b'')
+    (tmp_path / 'notes.jpg').write_text('not an image')
+    huge = huge_png(tmp_path / 'huge.png')
+    items = [('shapes', imgs['shapes'][0]),       # 64 x 64
+             ('eurosat', str(tmp_path / 'empty.png')),
+             ('cub', str(tmp_path / 'notes.jpg')),
+             ('shapes', imgs['shapes'][-1]),      # 80 x 64 = 5120
+             ('eurosat', imgs['eurosat'][1]),
+             ('cub', huge), ('cub', imgs['cub'][2])]
+    cwd = tmp_path / 'elsewhere'
+    cwd.mkdir()
+    res = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'multitask_infer.py'),
+         write_bank(trained, tmp_path / 'bank.yaml'),
+         *(f'{t}={i}' for t, i in items), '--out-dir', 'out',
+         '--batch-size', '2', '--max-pixels', '5000'],
+        cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1 and 'Traceback' not in res.stderr, \
+        res.stderr[-3000:]
+    assert 'error: 4 of 7 images have no prediction' in res.stderr
+    got = json.loads((cwd / 'out' / 'predictions.json').read_text())
+    assert [(e['task'], e['image']) for e in got] == items
+    errors = {k: got[k]['error'] for k in (1, 2, 3, 5)}
+    assert errors == {
+        1: f'{items[1][1]}: empty file (0 bytes), not an image',
+        2: f'{items[2][1]}: not an image (no image format recognised)',
+        3: f'{items[3][1]}: 80 x 64 = 5120 pixels, more than the limit of '
+           f'5000 (raise it with --max-pixels / max_pixels if the memory '
+           f'allows)',
+        5: f'{huge}: 10000 x 10000 = 100000000 pixels, more than the limit '
+           f'of 5000 (raise it with --max-pixels / max_pixels if the memory '
+           f'allows)'}
+    for k, e in errors.items():
+        assert f'error: {e}' in res.stderr
+    want = bank.predict([items[k][1] for k in (0, 4, 6)],
+                        [items[k][0] for k in (0, 4, 6)])
+    mask = np.asarray(Image.open(cwd / 'out' / got[0]['mask']))
+    np.testing.assert_array_equal(mask, bank.label_mask('shapes', want[0]))
+    assert got[4]['pred_label'] == int(want[1].pred_label)
+    assert got[6]['pred_label'] == int(want[2].pred_label)
 
 
 def _same(got, want, what):

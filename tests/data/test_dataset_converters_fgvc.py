@@ -7,6 +7,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import sys
 import tarfile
 
 import numpy as np
@@ -348,3 +349,72 @@ def test_cli_converts_and_trains(archives, tmp_path):
                        pretrained_tiny(tmp_path))
     log = ok(run_tool('train.py', cfg, '--work-dir', tmp_path / 'work'))
     assert 'accuracy/top1' in log.stdout + log.stderr
+
+
+def _cub_archive(path, drop=None, split_rows=None):
+    """A miniature CUB_200_2011.tgz at ``path``: ``drop`` leaves out one
+    image, ``split_rows`` adds rows to train_test_split.txt."""
+    files, train, test = cub_like('CUB_200_2011', CUB_TRAIN,
+                                  lambda c: f'{c:03d}.Bird_{c}')
+    if drop:
+        del files[f'CUB_200_2011/images/{drop}']
+    if split_rows:
+        files['CUB_200_2011/train_test_split.txt'] += txt(split_rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_tar(path, files)
+    return train, test
+
+
+def test_image_id_listed_twice_is_refused(tmp_path):
+    """Issue 29.5: an id in train_test_split.txt twice (train and test)
+    would put the image into both splits."""
+    _cub_archive(tmp_path / 'src' / 'CUB_200_2011.tgz',
+                 split_rows=[('0003', 0)])  # 0003 is a train image
+    with pytest.raises(ConversionError) as e:
+        fgvc.convert('cub', str(tmp_path / 'src'), str(tmp_path / 'out'),
+                     log=lambda m: None)
+    path = tmp_path / 'out' / 'CUB_200_2011' / 'train_test_split.txt'
+    assert f"{path}: lines 3 and 39: image id '0003' listed twice" in \
+        str(e.value)
+    assert not (path.parent / 'train.json').exists()
+
+
+def _sh_umask(umask, tool, *args, cwd):
+    """``tools/<tool> args`` run by a shell with ``umask`` from ``cwd``."""
+    from ivpt_runs import ROOT, run
+    return run(['sh', '-c', f'umask {umask} && exec "$0" "$@"',
+                sys.executable, osp.join(ROOT, 'tools', tool),
+                *map(str, args)], cwd)
+
+
+def test_replaced_archive_is_extracted_again(tmp_path):
+    """Issue 29.9: an archive replaced after a failed conversion is
+    extracted again (the marker records its size and mtime), and a
+    converted folder is a valid --src. Issue 29.8: the outputs follow the
+    umask (002 here: group-writable)."""
+    src, out = tmp_path / 'src', tmp_path / 'out'
+    first = sorted(cub_like('CUB_200_2011', CUB_TRAIN,
+                            lambda c: f'{c:03d}.Bird_{c}')[1])[0]
+    _cub_archive(src / 'CUB_200_2011.tgz', drop=first)
+    with pytest.raises(ConversionError) as e:
+        fgvc.convert('cub', str(src), str(out), log=lambda m: None)
+    folder = out / 'CUB_200_2011'
+    assert f'1 of 30 train images not found under {folder}/images' in \
+        str(e.value)
+    assert '.extracted-CUB_200_2011.tgz.json' in str(e.value)  # the marker
+    train, test = _cub_archive(src / 'CUB_200_2011.tgz')  # the good one
+    cwd = tmp_path / 'elsewhere'
+    cwd.mkdir()
+    res = _sh_umask('002', 'dataset_converters/fgvc.py', 'cub', '--src',
+                    src, '--out', out, cwd=cwd)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert 'changed since it was extracted' in res.stdout
+    got = load(folder)
+    assert {**got['train'], **got['val']} == train and got['test'] == test
+    for name in ('train.json', 'val.json', 'test.json', 'manifest.json',
+                 '.extracted-CUB_200_2011.tgz.json'):
+        assert os.stat(folder / name).st_mode & 0o777 == 0o664, name
+    # the converted folder as --src: its files are linked, not extracted
+    again = fgvc.convert('cub', str(folder), str(tmp_path / 'out2'),
+                         log=lambda m: None)
+    assert load(again) == got

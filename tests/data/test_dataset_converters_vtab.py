@@ -315,7 +315,8 @@ def test_cli_rerun_skips_finished_tasks(converted, tfds_dir, tmp_path):
                    '--out', out, '--tasks', *TASKS, '--sizes', *SIZES,
                    cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stderr.count('already converted and verified') == len(TASKS)
+    assert res.stderr.count('already converted (') == len(TASKS)
+    assert res.stderr.count('checked the sha256 of its') == len(TASKS)
     assert f'0 task(s) converted, {len(TASKS)} already done' in res.stdout
     assert stamp == {t: os.stat(osp.join(out, t, 'manifest.json')
                                 ).st_mtime_ns for t in TASKS}
@@ -433,3 +434,245 @@ def test_converted_folder_trains(converted, tmp_path):
     log = res.stdout + res.stderr
     assert 'accuracy/top1' in log
     assert 'Epoch(train) [2][3/3]' in log  # 11 images, batch 4
+
+
+def _tfrecord_offsets(path):
+    """(data offset, length) of each record of a TFRecord file, by its
+    framing (uint64 length, 4-byte CRC, data, 4-byte CRC)."""
+    import struct
+    out, data, pos = [], open(path, 'rb').read(), 0
+    while pos < len(data):
+        (n,) = struct.unpack('<Q', data[pos:pos + 8])
+        out.append((pos + 12, n))
+        pos += 16 + n
+    return out
+
+
+def test_crc32c_of_known_values():
+    """RFC 3720 B.4's CRC-32C test vectors, and "123456789"."""
+    from mmseg_ivpt.datasets.converters.crc32c import crc32c, crc32c_many
+    assert crc32c(b'123456789') == 0xE3069283
+    assert crc32c(bytes(32)) == 0x8A9136AA
+    assert crc32c(b'\xff' * 32) == 0x62A8AB43
+    assert crc32c(bytes(range(32))) == 0x46DD794E
+    assert crc32c(bytes(range(31, -1, -1))) == 0x113FDB5C
+    # many at once, of every length around the lane size, as one by one
+    blob = bytes(np.random.RandomState(0).randint(0, 256, 700, np.uint8))
+    items = [blob[:n] for n in range(0, 700, 7)]
+    assert crc32c_many(items) == [crc32c(x) for x in items]
+    assert crc32c_many([bytes(64) + b'123456789'[:1]]) != \
+        crc32c_many([bytes(65)])
+
+
+@pytest.mark.slow
+def test_damaged_data_is_named_before_any_work(tmp_path):
+    """Issue 29.3 and 29.11: another version's dataset_info.json, a shard
+    of another preparation (more records than the file says: the slices
+    would take other records), a missing shard and a truncated array_record
+    file: one error naming every file, before anything is converted."""
+    d = str(tmp_path / 'tfds')
+    ts.write_dataset('cifar100', '3.0.0', {'train': list(range(40)),
+                                           'test': list(range(100, 105))}, d)
+    os.rename(f'{d}/cifar100/3.0.0', f'{d}/cifar100/3.0.2')  # VPT's
+    ts.write_dataset('eurosat/rgb', '2.0.0', {'train': list(range(50))}, d)
+    other = ts.write_dataset('eurosat/rgb', '2.0.0',
+                             {'train': list(range(60))}, d + '_other')
+    shard = 'eurosat-train.array_record-00000-of-00001'
+    shutil.copy(osp.join(other, shard), f'{d}/eurosat/rgb/2.0.0/{shard}')
+    ts.write_dataset('smallnorb', '2.0.0', {'train': list(range(10)),
+                                            'test': list(range(100, 108))}, d)
+    missing = f'{d}/smallnorb/2.0.0/smallnorb-test.array_record-00000-of-00001'
+    os.unlink(missing)
+    ts.write_dataset('dsprites', '2.0.0', {'train': list(range(60))}, d)
+    cut = f'{d}/dsprites/2.0.0/dsprites-train.array_record-00000-of-00001'
+    with open(cut, 'r+b') as f:
+        f.truncate(os.path.getsize(cut) - 100)
+    out = tmp_path / 'out'
+    res = run_tool('dataset_converters/vtab1k.py', '--tfds-dir', d, '--out',
+                   out, '--tasks', 'cifar', 'eurosat', 'smallnorb_azi',
+                   'dsprites_loc', '--sizes', *SIZES, cwd=tmp_path)
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    err = res.stderr
+    assert err.startswith('vtab1k.py: error: 4 prepared TFDS folder(s)')
+    for line in (
+            f"cifar: {d}/cifar100/3.0.2/dataset_info.json: version '3.0.0', "
+            f"but it is in the folder of version '3.0.2'",
+            f'eurosat: {d}/eurosat/rgb/2.0.0/{shard}: holds 60 records, '
+            f'{d}/eurosat/rgb/2.0.0/dataset_info.json says 50',
+            f"smallnorb_azi: {missing}: missing (shard 1 of 1 of split "
+            f"'test'",
+            f'dsprites_loc: {cut}: holds 0 records'):
+        assert f'\n  {line}' in err, (line, err)
+    assert not out.exists()
+
+
+def _copy_tfrecord_fixture(dest):
+    shutil.copytree(osp.join(FIXTURES, 'tfds_tfrecord', 'dsprites'),
+                    dest / 'dsprites')
+    path = dest / 'dsprites' / '2.0.0' / \
+        'dsprites-train.tfrecord-00000-of-00001'
+    return str(path)
+
+
+@pytest.mark.slow
+def test_tfrecord_crc_and_umask(tfds_dir, tmp_path):
+    """Issue 29.4: a flipped byte in a record TensorFlow wrote is an error
+    naming the file and the record (its CRC-32C), not a wrong example.
+    Issue 29.8: what the converter writes follows the umask (022: 0644)."""
+    d = tmp_path / 'tfds'
+    shutil.copytree(osp.join(tfds_dir, 'cifar100'), d / 'cifar100')
+    path = _copy_tfrecord_fixture(d)
+    # record 17: read for val200 = train[16:18] (sizes 4 2 of 20 records)
+    offset, n = _tfrecord_offsets(path)[17]
+    with open(path, 'r+b') as f:
+        f.seek(offset + n // 2)
+        b = f.read(1)
+        f.seek(offset + n // 2)
+        f.write(bytes([b[0] ^ 0x10]))
+    out = tmp_path / 'out'
+    cmd = ['sh', '-c', 'umask 022 && exec "$0" "$@"', sys.executable,
+           osp.join(ROOT, 'tools', 'dataset_converters', 'vtab1k.py'),
+           '--tfds-dir', str(d), '--out', str(out), '--tasks', 'cifar',
+           'dsprites_loc', '--sizes', '4', '2']
+    from ivpt_runs import run
+    res = run(cmd, tmp_path)
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    assert f'vtab1k.py: error: {path}: record 17 (byte {offset - 12}): the ' \
+        f'CRC of its data does not match' in res.stderr, res.stderr[-2000:]
+    assert not (out / 'dsprites_loc' / 'manifest.json').exists()
+    task = out / 'cifar'
+    written = [p for p in task.rglob('*') if p.is_file()]
+    assert len(written) > 10 and task / 'manifest.json' in written
+    for p in written:
+        assert os.stat(p).st_mode & 0o777 == 0o644, p
+    for p in [task, task / 'images', task / 'images' / 'test']:
+        assert os.stat(p).st_mode & 0o777 == 0o755, p
+
+
+def test_rerun_checks_the_images_hashes(tfds_dir, tmp_path):
+    """Issue 29.10: a rerun over a damaged image does not call it
+    "converted": the images' sha256 (images.sha256, itself in the
+    manifest) are checked; the damaged image is written again, the others
+    are kept."""
+    log = []
+    vtab.convert(tfds_dir, str(tmp_path), ['smallnorb_ele'], sizes=SIZES,
+                 log=log.append)
+    task = tmp_path / 'smallnorb_ele'
+    good = (task / 'images' / 'test' / '000001.png').read_bytes()
+    other = task / 'images' / 'test' / '000002.png'
+    stamp = os.stat(other).st_mtime_ns
+    # same size, one pixel other: still a PNG that decodes
+    damaged = bytearray(good)
+    damaged[len(good) // 2] ^= 1
+    (task / 'images' / 'test' / '000001.png').write_bytes(bytes(damaged))
+    log.clear()
+    res = vtab.convert(tfds_dir, str(tmp_path), ['smallnorb_ele'],
+                       sizes=SIZES, log=log.append)
+    assert res == {'smallnorb_ele': 'converted'}, log
+    assert any('1 image(s) missing or other than their sha256 in '
+               'images.sha256 (e.g. images/test/000001.png); converting it '
+               'again' in m for m in log), log
+    assert (task / 'images' / 'test' / '000001.png').read_bytes() == good
+    assert os.stat(other).st_mtime_ns == stamp  # kept, not rewritten
+    log.clear()
+    res = vtab.convert(tfds_dir, str(tmp_path), ['smallnorb_ele'],
+                       sizes=SIZES, log=log.append)
+    assert res == {'smallnorb_ele': 'skipped'}
+    assert 'checked the sha256 of its 15 images and txt files' in log[0]
+    sums = (task / 'images.sha256').read_text().splitlines()
+    assert len(sums) == 15 and sums[0].endswith('  images/train800/'
+                                                '000000.png')
+
+
+def _png(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(path)
+
+
+def _vtab_by_hand(d, n_train, n_val, test_labels):
+    """A VTAB-1k task folder written here: white training images, black
+    test images with ``test_labels``."""
+    tr = [f'images/tr{i}.png {i % 2}\n' for i in range(n_train)]
+    va = [f'images/va{i}.png 1\n' for i in range(n_val)]
+    for i in range(n_train):
+        _png(d / 'images' / f'tr{i}.png', 255)
+    for i in range(n_val):
+        _png(d / 'images' / f'va{i}.png', 200)
+    _png(d / 'images' / 'te.png', 0)
+    te = []
+    for i, label in enumerate(test_labels):
+        os.link(d / 'images' / 'te.png', d / 'images' / f'te{i}.png')
+        te.append(f'images/te{i}.png {label}\n')
+    for name, lines in (('train800', tr), ('val200', va),
+                        ('train800val200', tr + va), ('test', te)):
+        (d / f'{name}.txt').write_text(''.join(lines))
+
+
+@pytest.mark.slow
+def test_verify_checks_classes_and_checksums(converted, tmp_path):
+    """Issue 29.13, as a user runs verify.py: a test split of Table 17's
+    size with 2 of kitti's 4 classes; a converted folder whose txt file and
+    image changed after the conversion (the manifest's checksums)."""
+    root = tmp_path / 'vtab'
+    _vtab_by_hand(root / 'kitti', 4, 2, [k % 2 for k in range(711)])
+    task = root / 'smallnorb_ele'
+    shutil.copytree(osp.join(converted['out'], 'smallnorb_ele'), task)
+    lines = (task / 'test.txt').read_text().splitlines(True)
+    rel, label = lines[0].split()
+    lines[0] = f'{rel} {(int(label) + 1) % 9}\n'  # a label changed
+    (task / 'test.txt').write_text(''.join(lines))
+    rel = lines[1].split()[0]
+    a = np.asarray(Image.open(task / rel)).copy()
+    a[0, 0] ^= 1  # one pixel changed: decodes, not the converted image
+    Image.fromarray(a).save(task / rel)
+    res = run_tool('dataset_converters/verify.py', root, '--no-counts',
+                   cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    out = res.stdout.splitlines()
+    t = str(task)
+    assert sorted(out) == sorted([
+        f"{root}/kitti/test.txt: uses 2 of the 4 classes; VTAB-1k kitti's "
+        f'test split has every class (a subset or another data set?)',
+        f'{t}/test.txt: its sha256 is not the one {t}/manifest.json records '
+        f'(changed after the conversion)',
+        f'{t}/test.txt:2: image {t}/{rel} is not the one converted: its '
+        f"sha256 differs from {t}/images.sha256's"]), out
+
+
+def test_verify_counts_the_files_lines(tmp_path, monkeypatch):
+    """Issue 29.13: the counts are the file's (the lines the loader reads;
+    every JSON entry), not the entries parsed; a JSON key twice is named;
+    FGVC's train and test of Table 17's size use every class."""
+    from mmseg_ivpt.datasets.converters import fgvc
+    from mmseg_ivpt.datasets.converters import verify as verify_mod
+    monkeypatch.setattr(verify_mod, 'TRAIN_SIZE', 4)
+    monkeypatch.setattr(verify_mod, 'VAL_SIZE', 2)
+    monkeypatch.setitem(verify_mod.VTAB_TEST_SIZES, 'kitti', 5)
+    d = tmp_path / 'vtab' / 'kitti'
+    _vtab_by_hand(d, 3, 2, [0, 1, 2, 3, 0])
+    with open(d / 'train800.txt', 'a') as f:  # 4 lines, 3 images
+        f.write('images/tr0.png 0\n')
+    (d / 'train800val200.txt').write_text(
+        (d / 'train800.txt').read_text() + (d / 'val200.txt').read_text())
+    _, problems = verify(str(tmp_path / 'vtab'))
+    assert problems == [
+        f'{d}/train800.txt:4: image {d}/images/tr0.png listed twice (first '
+        f'{d}/train800.txt:1)',
+        f'{d}/train800val200.txt:4: image {d}/images/tr0.png listed twice '
+        f'(first {d}/train800val200.txt:1)'], problems  # 4 and 6: right
+    monkeypatch.setitem(fgvc.TABLE17, 'cub', (3, 1, 2))
+    cub = tmp_path / 'CUB_200_2011'
+    for split, ann in (('train', [('a', 1), ('b', 2), ('a', 1)]),
+                       ('val', [('c', 1)]), ('test', [('d', 1), ('e', 2)])):
+        for k, _ in ann:
+            _png(cub / 'images' / f'{k}.png', 9 if split == 'test' else 99)
+        (cub / f'{split}.json').write_text('{\n' + ',\n'.join(
+            f' "{k}.png": {v}' for k, v in ann) + '\n}\n')
+    _, problems = verify(str(cub))
+    assert problems == [
+        f'{cub}/train.json:4: image a.png listed twice (first '
+        f'{cub}/train.json:2); JSON keeps only the last',
+        f"{cub}/train.json: uses 2 of the 200 classes; cub's train split has "
+        f'every class (a subset or another data set?)',
+        f"{cub}/test.json: uses 2 of the 200 classes; cub's test split has "
+        f'every class (a subset or another data set?)'], problems

@@ -5,7 +5,7 @@ import io
 import json
 import os
 import os.path as osp
-import tempfile
+import secrets
 from typing import Iterable, Optional
 
 import numpy as np
@@ -24,13 +24,27 @@ class ConversionError(DataError):
     file and line where it was found)."""
 
 
+def _create_temp(folder: str, base: str):
+    """A new file ``.<base>.<random>.tmp`` in ``folder``, opened for
+    writing, created with mode 0666 so that the umask (and a default ACL)
+    applies as to any file a user writes (``tempfile.mkstemp`` makes every
+    file 0600)."""
+    while True:
+        tmp = osp.join(folder, f'.{base}.{secrets.token_hex(6)}.tmp')
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        return fd, tmp
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same
-    folder and a rename: ``path`` is either absent or complete."""
+    folder and a rename: ``path`` is either absent or complete; its mode
+    follows the umask."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
-                               suffix='.tmp')
+    fd, tmp = _create_temp(folder, osp.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)

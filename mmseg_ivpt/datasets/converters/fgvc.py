@@ -28,7 +28,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .common import ConversionError, atomic_write_json
+from .common import ConversionError, atomic_write_json, checksums
 
 #: name -> (folder, image folder) as the configs read them
 FOLDERS = OrderedDict([
@@ -58,6 +58,8 @@ ARCHIVES = {
                      'mirror (train/<class>/*.jpg, test/<class>/*.jpg)',
 }
 _ARCHIVE_SUFFIXES = ('.tgz', '.tar.gz', '.tar')
+#: what the converter writes into a folder
+OUTPUTS = ('train.json', 'val.json', 'test.json', 'manifest.json')
 
 
 class Official(NamedTuple):
@@ -69,10 +71,12 @@ class Official(NamedTuple):
 
 # ---------------------------------------------------------------- readers --
 
-def _read_table(path: str, n: int) -> List[Tuple[str, ...]]:
+def _read_table(path: str, n: int) -> List[Tuple[int, Tuple[str, ...]]]:
+    """(line number, fields) of each non-blank line; the first field (an
+    id) must not repeat."""
     if not osp.isfile(path):
         raise ConversionError(f'{path} not found')
-    rows = []
+    rows, seen = [], {}
     with open(path) as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
@@ -81,22 +85,36 @@ def _read_table(path: str, n: int) -> List[Tuple[str, ...]]:
             if len(parts) != n:
                 raise ConversionError(f'{path}:{i}: expected {n} fields, got '
                                       f'{line.strip()!r}')
-            rows.append(tuple(parts))
+            if parts[0] in seen:
+                raise ConversionError(
+                    f'{path}: lines {seen[parts[0]]} and {i}: image id '
+                    f'{parts[0]!r} listed twice (each id once: an image in '
+                    f'two splits, or with two labels, is not usable)')
+            seen[parts[0]] = i
+            rows.append((i, tuple(parts)))
     return rows
 
 
 def _cub_like(root: str) -> Official:
     """CUB-200-2011 and NABirds: images.txt, image_class_labels.txt,
     train_test_split.txt (id-keyed)."""
-    images = dict(_read_table(osp.join(root, 'images.txt'), 2))
+    images_path = osp.join(root, 'images.txt')
+    images, where = {}, {}
+    for line, (k, rel) in _read_table(images_path, 2):
+        if rel in where:
+            raise ConversionError(
+                f'{images_path}: lines {where[rel]} and {line}: image {rel} '
+                f'listed under two ids (it could land in two splits)')
+        images[k], where[rel] = rel, line
     labels_path = osp.join(root, 'image_class_labels.txt')
-    labels = {k: v for k, v in _read_table(labels_path, 2)}
+    labels = {k: v for _, (k, v) in _read_table(labels_path, 2)}
     split_path = osp.join(root, 'train_test_split.txt')
     out = dict(train={}, test={})
-    for line, (k, is_train) in enumerate(_read_table(split_path, 2), 1):
+    for line, (k, is_train) in _read_table(split_path, 2):
         if k not in images or k not in labels:
-            raise ConversionError(f'{split_path}: image id {k!r} missing in '
-                                  f'images.txt or image_class_labels.txt')
+            raise ConversionError(f'{split_path}:{line}: image id {k!r} '
+                                  f'missing in images.txt or '
+                                  f'image_class_labels.txt')
         out['train' if is_train == '1' else 'test'][images[k]] = int(labels[k])
     return Official(out, 'images.txt, image_class_labels.txt, '
                          'train_test_split.txt')
@@ -239,13 +257,37 @@ def stratified_holdout(train: Dict[str, int], n_val: int,
 
 # ------------------------------------------------------------ extraction --
 
-def _extract(archive: str, dest: str, strip: str) -> None:
+def marker_path(archive: str, dest: str) -> str:
+    """The extraction marker of ``archive`` in ``dest``: a JSON file that
+    records which archive (path, size, mtime) was extracted there."""
+    return osp.join(dest, f'.extracted-{osp.basename(archive)}.json')
+
+
+def _stamp(archive: str) -> dict:
+    st = os.stat(archive)
+    return dict(archive=osp.abspath(archive), size=st.st_size,
+                mtime_ns=st.st_mtime_ns)
+
+
+def _extract(archive: str, dest: str, strip: str, log=print) -> None:
     """Extract ``archive`` into ``dest`` (a leading folder named ``strip``
-    dropped), through a temporary folder; a marker file makes it happen
-    once."""
-    marker = osp.join(dest, f'.extracted-{osp.basename(archive)}')
-    if osp.isfile(marker):
+    dropped), through a temporary folder. The marker (:func:`marker_path`)
+    makes it happen once per archive: an archive of another size or mtime
+    (replaced, re-downloaded) is extracted again over the old files."""
+    marker = marker_path(archive, dest)
+    stamp = _stamp(archive)
+    old = _read_marker(marker)
+    if old is not None and {k: old.get(k) for k in stamp} == stamp:
         return
+    if old is not None:
+        log(f'{archive} changed since it was extracted into {dest} '
+            f'({marker}: size {old.get("size")}, mtime_ns '
+            f'{old.get("mtime_ns")}); extracting it again')
+    legacy = osp.join(dest, f'.extracted-{osp.basename(archive)}')
+    if osp.isfile(legacy):  # an empty marker of an older converter
+        os.unlink(legacy)
+    if osp.exists(marker):
+        os.unlink(marker)
     tmp = osp.join(dest, f'.extracting-{osp.basename(archive)}')
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -276,7 +318,35 @@ def _extract(archive: str, dest: str, strip: str) -> None:
                         os.unlink(target)
                 os.replace(p, target)
     shutil.rmtree(tmp, ignore_errors=True)
-    open(marker, 'w').close()
+    atomic_write_json(marker, stamp)
+
+
+def _read_marker(path: str) -> Optional[dict]:
+    """The stamp a marker recorded; ``{}`` for an unreadable one (extract
+    again), None if there is none."""
+    if not osp.exists(path):
+        legacy = path[:-len('.json')]
+        return {} if osp.isfile(legacy) else None
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def markers_note(folder: str) -> str:
+    """What the extraction markers in ``folder`` say, for an error
+    message."""
+    found = sorted(f for f in os.listdir(folder)
+                   if f.startswith('.extracted-')) if osp.isdir(folder) \
+        else []
+    if not found:
+        return ''
+    return (f'\n  (the archives were extracted into {folder} earlier; the '
+            f'marker file(s) {", ".join(found)} there record each archive\'s '
+            f'size and mtime, and an archive that changed is extracted '
+            f'again; delete a marker to force it)')
 
 
 def _find_root(src: str, name: str) -> Optional[str]:
@@ -296,7 +366,7 @@ def _cars_root_ok(d: str) -> bool:
         return False
 
 
-def gather(name: str, src: str, out: str) -> str:
+def gather(name: str, src: str, out: str, log=print) -> str:
     """Put the official files of ``name`` from ``src`` (archives, or their
     extracted contents) into ``<out>/<folder>``; returns that folder."""
     if name not in FOLDERS:
@@ -306,10 +376,11 @@ def gather(name: str, src: str, out: str) -> str:
     folder = osp.join(out, FOLDERS[name][0])
     os.makedirs(folder, exist_ok=True)
     archives = sorted(f for f in os.listdir(src)
-                      if f.endswith(_ARCHIVE_SUFFIXES)
+                      if f.endswith(_ARCHIVE_SUFFIXES) and
+                      not f.startswith('.')  # markers, temporary files
                       and osp.isfile(osp.join(src, f)))
     for a in archives:
-        _extract(osp.join(src, a), folder, FOLDERS[name][0])
+        _extract(osp.join(src, a), folder, FOLDERS[name][0], log)
     for f in os.listdir(src):  # loose official files (.mat, .txt)
         p = osp.join(src, f)
         if osp.isfile(p) and f.endswith('.mat') and \
@@ -323,6 +394,8 @@ def gather(name: str, src: str, out: str) -> str:
                 f'extracted {name} (no {" or ".join(MARKERS[name])} below '
                 f'it)')
         for entry in os.listdir(root):  # link, do not copy
+            if entry.startswith('.') or entry in OUTPUTS:
+                continue  # markers; a converted folder's own outputs
             target = osp.join(folder, entry)
             if not osp.lexists(target):
                 os.symlink(osp.abspath(osp.join(root, entry)), target)
@@ -385,18 +458,36 @@ def check_vpt_splits(splits_dir: str, official: Official, folder: str,
     return out
 
 
+def check_disjoint(splits: Dict[str, Dict[str, int]], source: str) -> None:
+    """No image in two splits: it would be trained on and tested on."""
+    seen = {}
+    for split, entries in splits.items():
+        for img in entries:
+            if img in seen:
+                raise ConversionError(
+                    f'{source}: image {img!r} is in the {seen[img]} and the '
+                    f'{split} split; each image belongs to one split')
+            seen[img] = split
+
+
 def convert(name: str, src: str, out: str, splits_dir: Optional[str] = None,
             seed: int = DEFAULT_SEED, log=print) -> str:
     """Make ``<out>/<folder>/{train,val,test}.json`` (and the images
     there); returns the folder."""
-    folder = gather(name, src, out)
+    folder = gather(name, src, out, log)
     image_dir = FOLDERS[name][1]
-    official = READERS[name](folder)
-    for split, entries in official.splits.items():
-        _check_images(folder, image_dir, split, entries,
-                      f'{folder} ({official.source})')
+    try:
+        official = READERS[name](folder)
+        check_disjoint(official.splits, f'{folder} ({official.source})')
+        for split, entries in official.splits.items():
+            _check_images(folder, image_dir, split, entries,
+                          f'{folder} ({official.source})')
+    except ConversionError as e:
+        raise ConversionError(f'{e}{markers_note(folder)}') from None
     if splits_dir:
         splits = check_vpt_splits(splits_dir, official, folder, image_dir)
+        check_disjoint(splits, f'--splits {splits_dir} '
+                               f'(train.json, val.json, test.json)')
         how = f"VPT's JSONs from {splits_dir}, checked"
     elif 'val' in official.splits:
         splits = dict(official.splits)
@@ -414,6 +505,7 @@ def convert(name: str, src: str, out: str, splits_dir: Optional[str] = None,
     atomic_write_json(osp.join(folder, 'manifest.json'), dict(
         name=name, source=official.source, split=how, seed=seed,
         counts=counts, table17=dict(zip(('train', 'val', 'test'),
-                                        TABLE17[name]))))
+                                        TABLE17[name])),
+        json_sha256=checksums(folder, OUTPUTS[:3])))
     log(f'{name}: {how}: {counts} -> {folder}')
     return folder

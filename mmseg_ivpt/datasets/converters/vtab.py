@@ -2,17 +2,21 @@
 
     <out>/<task>/images/{train800,val200,test}/NNNNNN.png
     <out>/<task>/{train800,val200,train800val200,test}.txt   "images/... label"
+    <out>/<task>/images.sha256   the sha256 of each image (sha256sum -c)
     <out>/<task>/manifest.json
 
 The split strings, label functions and images are :mod:`.vtab_tasks`'s
 (task_adaptation's). Every requested task is checked before any work
 (a missing data set is an error that names the builder, the version and
-the command that prepares it). A task whose manifest and txt files agree
-(checksums) and whose images are all there is skipped; an interrupted task
-resumes, keeping the images it wrote (each written atomically); the txt
-files and then the manifest are written last, atomically, so a folder
-without a manifest is never taken for a finished one.
+the command that prepares it; a damaged one, every file and what is wrong
+with it). A task whose manifest, txt files and images agree (the sha256 the
+manifest and ``images.sha256`` record) is skipped; an image that does not
+is written again; an interrupted task resumes, keeping the images it wrote
+(each written atomically); the txt files, ``images.sha256`` and then the
+manifest are written last, atomically, so a folder without a manifest is
+never taken for a finished one.
 """
+import hashlib
 import os
 import os.path as osp
 import shutil
@@ -30,8 +34,10 @@ from .common import (
     encode_image,
     progress,
     read_manifest,
+    sha256_file,
 )
 from .tfds_io import (
+    check_prepared,
     dataset_folder,
     describe,
     num_examples,
@@ -42,6 +48,8 @@ from .tfds_io import (
 from .vtab_tasks import IMAGE_SPLITS, TRAIN_SIZE, VAL_SIZE, VTAB_SOURCES
 
 TXT_FILES = ('train800.txt', 'val200.txt', 'train800val200.txt', 'test.txt')
+#: the sha256 of every image, ``sha256sum -c`` can check it
+SUMS = 'images.sha256'
 STATE = '.conversion.json'
 #: bump when the output of the same input changes
 CONVERTER_VERSION = 1
@@ -112,6 +120,19 @@ def plan(tfds_dir: str, tasks: Sequence[str]) -> List[TaskPlan]:
             f'{len(missing)} of the requested VTAB-1k task(s) have no '
             f'prepared TFDS data under --tfds-dir {tfds_dir}:\n'
             + '\n'.join(missing))
+    damaged, checked = [], {}
+    for p in plans:  # each folder once (clevr_count and clevr_dist ...)
+        if p.folder not in checked:
+            spec = VTAB_SOURCES[p.task]
+            checked[p.folder] = check_prepared(p.folder, spec.builder,
+                                               spec.config, p.version)
+        damaged += [f'  {p.task}: {m}' for m in checked[p.folder]]
+    if damaged:
+        raise ConversionError(
+            f'{sum(1 for m in checked.values() if m)} prepared TFDS '
+            f'folder(s) cannot be converted as they are (nothing was '
+            f'converted):\n'
+            + '\n'.join(damaged))
     return plans
 
 
@@ -121,24 +142,74 @@ def _options(p: TaskPlan, fmt: str, sizes) -> dict:
                 version=p.version, format=fmt, sizes=list(sizes))
 
 
-def is_done(task_dir: str, options: dict) -> bool:
+def read_sums(path: str) -> Dict[str, str]:
+    """``images.sha256`` (``sha256sum`` format: "digest  path" lines):
+    path -> digest."""
+    sums = {}
+    with open(path) as f:
+        for line in f:
+            digest, _, rel = line.rstrip('\n').partition('  ')
+            if rel:
+                sums[rel] = digest
+    return sums
+
+
+class Done(NamedTuple):
+    done: bool
+    #: what was checked (done) or why the task is converted again
+    detail: str
+    #: images that are missing or differ from their checksum
+    bad: List[str] = []
+    #: every other image was checked against its checksum
+    verified: bool = False
+
+
+def check_done(task_dir: str, options: dict) -> Done:
     """Whether ``task_dir`` holds a finished conversion with ``options``:
-    the manifest says so, the txt checksums agree, every image exists."""
+    the manifest says so, the txt files and ``images.sha256`` have the
+    checksums it records, and every image listed has the sha256 that
+    ``images.sha256`` records (a manifest of converter 1, without image
+    checksums: every image exists, and the message says that this is all
+    that was checked)."""
     man = read_manifest(task_dir)
     if not man or man.get('options') != options:
-        return False
+        return Done(False, '', [])
     try:
-        if checksums(task_dir, TXT_FILES) != man.get('txt_sha256'):
-            return False
-        for name in TXT_FILES:
+        txt_ok = checksums(task_dir, TXT_FILES) == man.get('txt_sha256')
+        listed = []
+        for name in TXT_FILES[:2] + TXT_FILES[3:]:  # train800val200: same
             with open(osp.join(task_dir, name)) as f:
-                for line in f:
-                    if line.strip() and not osp.isfile(osp.join(
-                            task_dir, line.rsplit(maxsplit=1)[0])):
-                        return False
+                listed += [ln.rsplit(maxsplit=1)[0] for ln in f
+                           if ln.strip()]
     except OSError:
-        return False
-    return True
+        return Done(False, 'a txt file is missing', [])
+    sums_path = osp.join(task_dir, SUMS)
+    if 'images_sha256' not in man:  # converter 1: presence only
+        bad = [r for r in listed if not osp.isfile(osp.join(task_dir, r))]
+        if txt_ok and not bad:
+            return Done(True, f'checked ONLY that its {len(listed)} images '
+                              f'exist: its {MANIFEST} (converter 1) has no '
+                              f'image checksums; delete it to convert again',
+                        [])
+        return Done(False, 'the txt files differ from the manifest' if not
+                    txt_ok else f'{len(bad)} image(s) missing', [])
+    if not osp.isfile(sums_path) or \
+            sha256_file(sums_path) != man['images_sha256']:
+        return Done(False, f'{SUMS} differs from its checksum in the '
+                           f'manifest', [])
+    sums = read_sums(sums_path)
+    bad = [r for r in listed
+           if r not in sums or not osp.isfile(osp.join(task_dir, r))
+           or sha256_file(osp.join(task_dir, r)) != sums[r]]
+    if bad:
+        return Done(False, f'{len(bad)} image(s) missing or other than '
+                           f'their sha256 in {SUMS} (e.g. {bad[0]})', bad,
+                    True)
+    if not txt_ok:
+        return Done(False, 'the txt files differ from the manifest', [],
+                    True)
+    return Done(True, f'checked the sha256 of its {len(listed)} images and '
+                      f'txt files against the manifest', [], True)
 
 
 def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
@@ -148,10 +219,13 @@ def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
     spec = VTAB_SOURCES[p.task]
     task_dir = osp.join(out, p.task)
     options = _options(p, fmt, sizes)
-    if is_done(task_dir, options):
-        log(f'{p.task}: already converted and verified ({task_dir}); '
+    checked = check_done(task_dir, options)
+    if checked.done:
+        log(f'{p.task}: already converted ({task_dir}; {checked.detail}); '
             f'skipped')
         return 'skipped'
+    if checked.detail:
+        log(f'{p.task}: {task_dir}: {checked.detail}; converting it again')
     if p.drift:
         log(f'WARNING {p.task}: version drift: {p.drift}; converting it '
             f'anyway (recorded in {p.task}/{MANIFEST})')
@@ -169,7 +243,12 @@ def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
     state = osp.join(task_dir, STATE)
     old = read_manifest(task_dir) or {}
     prev = _read_json(state)
-    for name in (MANIFEST,) + TXT_FILES:  # nothing may look complete
+    if checked.verified:  # a finished task's images, each one checked:
+        prev = options    # keep all but the bad ones
+        for rel in checked.bad:
+            if osp.isfile(osp.join(task_dir, rel)):
+                os.unlink(osp.join(task_dir, rel))
+    for name in (MANIFEST, SUMS) + TXT_FILES:  # nothing may look complete
         if osp.exists(osp.join(task_dir, name)):
             os.unlink(osp.join(task_dir, name))
     if prev != options and osp.isdir(osp.join(task_dir, 'images')):
@@ -185,6 +264,7 @@ def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
     n_classes = _num_classes(p.task)
     suffix = IMAGE_FORMATS[fmt]
     lines: Dict[str, List[str]] = {}
+    sums: List[str] = []
     resumed = 0
     bar = progress(sum(counts.values()), f'{p.task}')
     try:
@@ -201,9 +281,13 @@ def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
                 path = osp.join(task_dir, rel)
                 if osp.isfile(path):
                     resumed += 1
+                    digest = sha256_file(path)
                 else:
-                    atomic_write_bytes(path, encode_image(spec.image(ex), fmt))
+                    data = encode_image(spec.image(ex), fmt)
+                    atomic_write_bytes(path, data)
+                    digest = hashlib.sha256(data).hexdigest()
                 lines[split].append(f'{rel} {label}\n')
+                sums.append(f'{digest}  {rel}\n')
                 bar.update(1)
             if len(lines[split]) != counts[split]:
                 raise ConversionError(
@@ -219,6 +303,7 @@ def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
                 test=''.join(lines['test']))
     for name, body in text.items():
         atomic_write_text(osp.join(task_dir, f'{name}.txt'), body)
+    atomic_write_text(osp.join(task_dir, SUMS), ''.join(sums))
     strings['train800val200'] = f"{strings['train800']}+{strings['val200']}"
     counts['train800val200'] = counts['train800'] + counts['val200']
     manifest = dict(
@@ -229,7 +314,8 @@ def convert_task(p: TaskPlan, out: str, fmt: str = 'png',
         tfds_split_sizes=split_sizes, splits=strings, counts=counts,
         num_classes=n_classes, label_rule=spec.label_rule,
         source=TFDS_SOURCE.format(file=spec.source), image_format=fmt,
-        txt_sha256=checksums(task_dir, TXT_FILES))
+        txt_sha256=checksums(task_dir, TXT_FILES),
+        images_sha256=sha256_file(osp.join(task_dir, SUMS)))
     atomic_write_json(osp.join(task_dir, MANIFEST), manifest)
     os.unlink(state)
     log(f'{p.task}: {counts} -> {task_dir}')
