@@ -23,6 +23,11 @@ class ImageError(ValueError):
     """An image that cannot be predicted; the message names it."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image over the pixel limit (or one PIL takes for a decompression
+    bomb), found from its header before decoding."""
+
+
 def _name(source, name: Optional[str]) -> str:
     if name:
         return name
@@ -49,10 +54,13 @@ def image_size(source: Union[str, bytes],
         try:
             with Image.open(f) as im:
                 return im.size
+        except Image.DecompressionBombError as e:
+            raise ImageTooLargeError(f'{what}: too large to decode ({e})') \
+                from None
         except UnidentifiedImageError:
             raise ImageError(f'{what}: not an image (no image format '
                              f'recognised)') from None
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError) as e:
             raise ImageError(f'{what}: not an image that can be read '
                              f'({type(e).__name__}: {e})') from None
 
@@ -71,7 +79,8 @@ def read_image(source: Union[str, bytes],
         raise ImageError(f'{what}: no such file')
     w, h = image_size(source, what)
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageError(f'{what}: {w} x {h} = {w * h} pixels, more than '
+        raise ImageTooLargeError(
+            f'{what}: {w} x {h} = {w * h} pixels, more than '
                          f'the limit of {max_pixels} (raise it with '
                          f'--max-pixels / max_pixels if the memory allows)')
     import mmcv
@@ -84,9 +93,12 @@ def read_image(source: Union[str, bytes],
     except Exception as e:  # OpenCV and PIL raise many kinds
         raise ImageError(f'{what}: does not decode ({type(e).__name__}: '
                          f'{e})') from None
-    if img is None:
-        raise ImageError(f'{what}: does not decode (a damaged file?)')
+    if img is None or img.shape[:2] != (h, w):
+        raise ImageError(f'{what}: does not decode to its {w} x {h} pixels '
+                         f'(truncated or damaged, or a format OpenCV does '
+                         f'not read)')
     return img
 
 
-__all__ = ['DEFAULT_MAX_PIXELS', 'ImageError', 'image_size', 'read_image']
+__all__ = ['DEFAULT_MAX_PIXELS', 'ImageError', 'ImageTooLargeError',
+           'image_size', 'read_image']

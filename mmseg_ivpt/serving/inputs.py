@@ -11,7 +11,6 @@ before anything decodes it, and the image is decoded as the bank's own
 """
 import base64
 import binascii
-import io
 import json
 from email.parser import BytesHeaderParser
 from typing import Dict, NamedTuple, Optional, Tuple
@@ -157,22 +156,13 @@ def read_predict_request(body: bytes, content_type: str,
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     """The image (H, W, 3) BGR uint8, as ``mmcv.imread`` reads its file;
     its pixel count is checked from the header before it is decoded
-    (decompression bombs)."""
-    import mmcv
-    from PIL import Image, UnidentifiedImageError
+    (decompression bombs): :func:`mmseg_ivpt.apis.images.read_image`, the
+    check ``tools/multitask_infer.py`` makes, its errors as 413 (too large)
+    and 415 (not an image that decodes)."""
+    from ..apis.images import ImageError, ImageTooLargeError, read_image
     try:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only
-            w, h = im.size
-    except Image.DecompressionBombError as e:
-        raise RequestError(413, f'the image is too large: {e}') from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise RequestError(415, 'the image is not an image file (PNG, '
-                           'JPEG, BMP, TIFF, WebP...)') from None
-    if w * h > limits.max_pixels:
-        raise RequestError(413, f'the image is {w} x {h} = {w * h} pixels; '
-                           f'the limit is {limits.max_pixels}')
-    img = mmcv.imfrombytes(data, flag='color', channel_order='bgr')
-    if img is None or img.shape[:2] != (h, w):
-        raise RequestError(415, f'the image ({w} x {h}) cannot be decoded '
-                           f'(truncated, or a format OpenCV does not read)')
-    return img
+        return read_image(data, limits.max_pixels, name='the image')
+    except ImageTooLargeError as e:
+        raise RequestError(413, str(e)) from None
+    except ImageError as e:
+        raise RequestError(415, str(e)) from None

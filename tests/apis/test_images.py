@@ -11,6 +11,7 @@ from PIL import Image
 from mmseg_ivpt.apis.images import (
     DEFAULT_MAX_PIXELS,
     ImageError,
+    ImageTooLargeError,
     image_size,
     read_image,
 )
@@ -51,7 +52,8 @@ def test_read_image_names_what_is_wrong(tmp_path):
     # the limit is read from the header: the data of huge.png never is
     with pytest.raises(ImageError, match='does not decode'):
         read_image(huge, max_pixels=None)
-    with pytest.raises(ImageError, match=r'^upload: 30 x 20 = 600 pixels, '
+    with pytest.raises(ImageTooLargeError,
+                       match=r'^upload: 30 x 20 = 600 pixels, '
                                          r'more than the limit of 599'):
         read_image(ok.read_bytes(), max_pixels=599, name='upload')
     assert DEFAULT_MAX_PIXELS < 10000 * 10000

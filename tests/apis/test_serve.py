@@ -258,11 +258,11 @@ def test_each_bad_input_is_its_4xx_and_the_next_request_is_answered(
     cases = [
         (predict(url, 'cars', png), 404, "unknown task 'cars'"),
         (predict(url, 'cub', b'no image here'), 415, 'not an image'),
-        (predict(url, 'cub', png[:120]), 415, 'cannot be decoded'),
+        (predict(url, 'cub', png[:120]), 415, 'does not decode'),
         (predict(url, 'cub', open(big, 'rb').read()), 413,
          f'the limit is {MAX_UPLOAD}'),
         (predict(url, 'cub', open(bomb, 'rb').read()), 413,
-         f'400 x 400 = 160000 pixels; the limit is {MAX_PIXELS}'),
+         f'400 x 400 = 160000 pixels, more than the limit of {MAX_PIXELS}'),
         (predict(url, 'cub', png, fmt='png'), 400,
          "'cub' is a classification task"),
         (predict(url, 'cub', png, fmt='gif'), 400, "format='gif'"),
