@@ -126,8 +126,11 @@ def entries():
 def test_every_tool_finds_the_venv_before_importing(path):
     """Each entry calls tools._venv.ensure() before its first import of a
     package that is not the standard library's (a bare python3 would stop
-    there); the benchmarks ask for torch and timm only, but the service's
-    (benchmark_serve.py), which runs the bank on Ray Serve."""
+    there); the benchmarks ask for torch and timm only (the device
+    machine's python has those), but the service's (benchmark_serve.py),
+    which runs the bank on Ray Serve, and the converters' checks
+    (benchmark_converter_checks.py: numpy and PIL; torch, which
+    ``import mmseg_ivpt`` needs)."""
     tree = ast.parse(open(path).read())
     ensure_at = None
     for node in tree.body:
@@ -137,6 +140,8 @@ def test_every_tool_finds_the_venv_before_importing(path):
             args = [a.value for a in node.value.args]
             if osp.basename(path) == 'benchmark_serve.py':
                 assert set(args) == {'torch', 'mmengine', 'ray', 'fastapi'}
+            elif osp.basename(path) == 'benchmark_converter_checks.py':
+                assert set(args) == {'torch', 'numpy', 'PIL'}
             elif 'benchmark_' in osp.basename(path):
                 assert set(args) <= {'torch', 'timm'} and args, args
             break

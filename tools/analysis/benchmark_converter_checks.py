@@ -23,7 +23,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from tools._venv import ensure  # noqa: E402
 
-ensure('numpy', 'PIL')
+ensure('torch', 'numpy', 'PIL')  # torch: `import mmseg_ivpt`
 
 import numpy as np  # noqa: E402
 
