@@ -6,6 +6,7 @@ the whole suite are in tests/conftest.py)."""
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 import textwrap
@@ -191,3 +192,34 @@ def make_cityscapes(root, num_train=4, num_val=2, seed=0):
                             ).save(root / 'gtFine' / split / 'testcity' /
                                    f'{name}_gtFine_labelTrainIds.png')
     return str(root)
+
+
+def free_ports(n=1):
+    """``n`` distinct TCP ports that nothing listens on now, for a server a
+    test starts. Not the kernel's pick (bind to port 0, then close): that
+    port lies in the ephemeral range, which the kernel hands out again to
+    any process that connects, and a server started seconds later (Ray
+    starts dozens of processes first) may find it taken. These lie below
+    the ephemeral range (``/proc/sys/net/ipv4/ip_local_port_range``) and
+    above Ray's worker ports (10002-19999), where nothing is handed out
+    unasked; the scan starts at an offset of this process's id so that
+    parallel test runs do not probe the same ports first."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first, last = 20000, min(low, 32768)
+    span = last - first
+    found = []
+    for i in range(span):
+        port = first + (os.getpid() * 7 + i) % span
+        with socket.socket() as s:
+            try:
+                s.bind(('', port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == n:
+            return found
+    raise RuntimeError(f'no {n} free ports in {first}-{last - 1}')

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ import uuid
 import numpy as np
 import pytest
 import urllib3
-from ivpt_runs import ROOT
+from ivpt_runs import ROOT, free_ports
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # one Ray and one service for the module
@@ -70,9 +69,7 @@ def _png(path, h, w, seed):
 
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return free_ports()[0]
 
 
 # ------------------------------------------------------------ service

@@ -17,7 +17,7 @@ import textwrap
 import time
 
 import pytest
-from ivpt_runs import make_vtab, pretrained_tiny, small_config
+from ivpt_runs import free_ports, make_vtab, pretrained_tiny, small_config
 from test_protocol import run_protocol
 from test_protocol_launch import protocol_main
 
@@ -26,12 +26,6 @@ PROGRAMS = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'scancel',
 TASKS = ('eurosat', 'svhn')
 GRID = ('--lrs', '0.5', '5', '--wds', '0')
 pytestmark = pytest.mark.slow  # starts a Slurm cluster and trains on it
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _wait(what, check, timeout=180, every=0.5):
@@ -77,12 +71,13 @@ def cluster(tmp_path_factory):
     os.chmod(key, 0o400)
     sock = d / 'munge' / 'munge.socket'
     host = socket.gethostname().split('.')[0]
+    ctld_port, d_port = free_ports(2)
     conf = d / 'slurm.conf'
     conf.write_text(textwrap.dedent(f"""\
         ClusterName=ivpttest
         SlurmctldHost={host}
-        SlurmctldPort={_free_port()}
-        SlurmdPort={_free_port()}
+        SlurmctldPort={ctld_port}
+        SlurmdPort={d_port}
         AuthType=auth/munge
         AuthInfo=socket={sock}
         CredType=cred/munge
